@@ -1,0 +1,195 @@
+"""Command lines: generate_png (images) and digitgenerator-train (the CVAE).
+
+Each is a thin `main(argv) -> int` over the library: argument errors print one
+line on stderr and return 2, runtime errors one line and return 1; nothing is
+written unless everything before the write succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from . import __version__
+
+USAGE_ERROR = 2
+RUNTIME_ERROR = 1
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (no usage dump) and never exits."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+    def exit(self, status=0, message=None):
+        if message:
+            print(message, end="", file=sys.stderr if status else sys.stdout)
+        raise _Exit(status)
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Exit(Exception):
+    def __init__(self, status):
+        self.status = status
+
+
+def _int_in(low: int, high: int | None, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{what} must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"noise probability must be between 0 and 1, got {text!r}")
+    return value
+
+
+def _run(prog: str, build, work, argv) -> int:
+    """Parse, run, and turn every expected failure into one line on stderr."""
+    parser = build(prog)
+
+    def note(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: note: {message}", file=sys.stderr)
+
+    try:
+        args = parser.parse_args(argv)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = note
+            return work(args)
+    except _Exit as exc:
+        return exc.status
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except ValueError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except (OSError, ModuleNotFoundError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return RUNTIME_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _data_options(parser) -> None:
+    parser.add_argument("--mnist-folder", default="mnist_data", help="folder with MNIST IDX files (default: mnist_data; $DIGITGENERATOR_MNIST_DATA)")
+    parser.add_argument("--cache-dir", default=".", help="where the digit cache is kept (default: .; $DIGITGENERATOR_CACHE)")
+
+
+def build_generate_parser(prog: str = "generate_png") -> argparse.ArgumentParser:
+    p = OneLineParser(prog=prog, description="Write a PNG of a handwritten digit sequence.")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--digits", nargs="+", type=_int_in(0, 9, "a digit"), metavar="D", help="the digits to write, 0-9")
+    what.add_argument("--random", type=_int_in(1, 10_000, "--random"), metavar="N", help="write N random digits")
+    p.add_argument("--spacing", nargs=2, type=_int_in(0, None, "spacing"), default=[4, 4], metavar=("MIN", "MAX"),
+                   help="pixels between digits, each gap drawn from MIN..MAX inclusive (default: 4 4)")
+    p.add_argument("--width", type=_int_in(0, 100_000, "--width"), default=None,
+                   help="exact image width in pixels (default or 0: natural width)")
+    p.add_argument("--stretch", action="store_true", help="resize the digits when --width is too narrow or wide for the spacing")
+    p.add_argument("--ink-spacing", action="store_true", help="measure spacing between ink, not between 28-pixel boxes")
+    p.add_argument("--cvae", type=int, choices=(0, 1), default=0, help="1: digits written by the CVAE instead of real MNIST digits")
+    p.add_argument("--same-style", action="store_true", help="with --cvae 1: the whole sequence in one handwriting")
+    p.add_argument("--temperature", type=float, default=1.0, help="with --cvae 1: spread of the handwriting (default 1)")
+    p.add_argument("--denoise", type=_probability, default=None, metavar="P",
+                   help="real digits corrupted with noise probability P, then cleaned by the CVAE")
+    p.add_argument("--outfile", default="image_out.png", help="PNG file to write (default: image_out.png)")
+    p.add_argument("--invert", action="store_true", help="black ink on white paper")
+    p.add_argument("--seed", type=_int_in(0, None, "--seed"), default=None, help="random seed: same seed, same image")
+    p.add_argument("--model-dir", default=None, help="CVAE folder (default: ./tf_vae_files, else the shipped model)")
+    _data_options(p)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def _check_outfile(path) -> None:
+    """An output path that cannot be written is a usage error, found before any work."""
+    from .png import check_png_path
+
+    try:
+        check_png_path(path)
+    except OSError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _generate(args) -> int:
+    from .compose import check_spacing
+    from .generator import Digitgenerator, make_rng
+    from .png import write_png
+
+    check_spacing(args.spacing)
+    _check_outfile(args.outfile)
+    if args.cvae == 0 and (args.same_style or args.temperature != 1.0):
+        raise UsageError("--same-style and --temperature need --cvae 1")
+    if args.cvae == 1 and args.denoise is not None:
+        raise UsageError("--denoise already uses the CVAE; leave out --cvae 1")
+    rng = make_rng(args.seed)
+    gen = Digitgenerator(args.mnist_folder, args.cache_dir, seed=rng, model_dir=args.model_dir)
+    digits = args.digits if args.digits is not None else rng.integers(0, 10, args.random).tolist()
+    fit = "stretch" if args.stretch else "pad"
+    spacing, width = tuple(args.spacing), args.width
+    if args.denoise is not None:
+        image = gen.denoise(digits, spacing, width, args.denoise, fit=fit)
+    elif args.cvae:
+        style = "shared" if args.same_style else None
+        image = gen.sample_from_vae(digits, spacing, width, style=style, temperature=args.temperature,
+                                    fit=fit, ink_spacing=args.ink_spacing)
+    else:
+        image = gen.draw_from_mnist(digits, spacing, width, fit=fit, ink_spacing=args.ink_spacing)
+    path = write_png(args.outfile, image, args.invert)
+    print(f"{path}: {''.join(map(str, digits))} ({image.shape[0]} x {image.shape[1]} px)")
+    return 0
+
+
+def main(argv=None) -> int:
+    """generate_png: write a PNG of a digit sequence."""
+    return _run("generate_png", build_generate_parser, _generate, argv)
+
+
+def build_train_parser(prog: str = "digitgenerator-train") -> argparse.ArgumentParser:
+    p = OneLineParser(prog=prog, description="Train the conditional VAE on the loaded MNIST digits (needs TensorFlow).")
+    p.add_argument("--epochs", type=_int_in(1, 100_000, "--epochs"), default=60)
+    p.add_argument("--batch-size", type=_int_in(1, 100_000, "--batch-size"), default=128)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--seed", type=_int_in(0, None, "--seed"), default=0)
+    p.add_argument("--out-dir", default="tf_vae_files", help="where cvae.npz, config.json and the Keras checkpoint go")
+    _data_options(p)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def _train(args) -> int:
+    from .generator import Digitgenerator
+
+    if not args.learning_rate > 0:
+        raise UsageError(f"--learning-rate must be positive, got {args.learning_rate}")
+    gen = Digitgenerator(args.mnist_folder, args.cache_dir)
+    print(f"training on {len(gen.labels)} digits from {gen.source.images}", file=sys.stderr)
+    config = gen.train_vaemodel(args.epochs, args.batch_size, seed=args.seed, out_dir=args.out_dir,
+                                learning_rate=args.learning_rate)
+    print(f"saved {args.out_dir}/cvae.npz (reconstruction {config['final_reconstruction']:.2f}, KL {config['final_kl']:.2f})")
+    return 0
+
+
+def train_main(argv=None) -> int:
+    """digitgenerator-train: train the CVAE."""
+    return _run("digitgenerator-train", build_train_parser, _train, argv)

@@ -1,0 +1,187 @@
+"""Lay digits out side by side: spacing, exact widths, ink trimming.
+
+All images here are float32 arrays of height IMAGE_SIZE with 0 for background
+and 1 for ink; a sequence of n digits of widths w_i is placed left to right
+with n - 1 gaps drawn from `spacing_range`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from numbers import Integral
+
+import numpy as np
+
+from .data import IMAGE_SIZE, NUM_CLASSES
+
+FITS = ("pad", "stretch")
+INK_THRESHOLD = 0.1  # a column holds ink when some pixel exceeds this
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each digit sits on a canvas, and the final width the canvas is resized to.
+
+    offsets/widths are in canvas pixels; `width` differs from `canvas` only
+    with fit="stretch". `boxes` gives (x, width) in final-image pixels.
+    """
+
+    offsets: tuple[int, ...]
+    widths: tuple[int, ...]
+    canvas: int
+    width: int
+
+    def boxes(self) -> list[tuple[int, int]]:
+        """(x offset, width) of each digit in the final image."""
+        scale = self.width / self.canvas
+        return [(round(x * scale), round(w * scale)) for x, w in zip(self.offsets, self.widths)]
+
+
+def check_digits(digits) -> np.ndarray:
+    """The digits as an int64 array (n,), or ValueError naming the bad one."""
+    if isinstance(digits, (str, bytes)) or np.ndim(digits) != 1:
+        raise ValueError(f"digits must be a non-empty sequence of integers 0-9, got {digits!r}")
+    values = []
+    for d in digits:
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, Integral) or not 0 <= int(d) < NUM_CLASSES:
+            raise ValueError(f"digit {d!r} is not an integer 0-9")
+        values.append(int(d))
+    if not values:
+        raise ValueError("digits is empty: give at least one digit 0-9")
+    return np.asarray(values, dtype=np.int64)
+
+
+def check_spacing(spacing_range) -> tuple[int, int]:
+    """(min, max) spacing as non-negative ints with min <= max, or ValueError."""
+    try:
+        lo, hi = spacing_range
+    except (TypeError, ValueError):
+        raise ValueError(f"spacing_range must be two integers (min, max), got {spacing_range!r}") from None
+    for v in (lo, hi):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, Integral) or v < 0:
+            raise ValueError(f"spacing {v!r} must be a non-negative integer")
+    if lo > hi:
+        raise ValueError(f"spacing_range ({lo}, {hi}): min is greater than max; swap them")
+    return int(lo), int(hi)
+
+
+def check_width(image_width) -> int | None:
+    """None for natural width (None or 0), else a positive int, or ValueError."""
+    if image_width is None:
+        return None
+    if isinstance(image_width, (bool, np.bool_)) or not isinstance(image_width, Integral) or image_width < 0:
+        raise ValueError(f"image_width {image_width!r} must be a positive integer, or None/0 for natural width")
+    return int(image_width) or None
+
+
+def _exact_spacings(n_gaps: int, total: int, lo: int, hi: int, rng: np.random.Generator) -> np.ndarray:
+    """n_gaps random spacings in [lo, hi] that add up to `total` (lo*n <= total <= hi*n)."""
+    s = rng.integers(lo, hi, size=n_gaps, endpoint=True)
+    diff = total - int(s.sum())
+    while diff:
+        # Move one pixel at a time into (or out of) randomly chosen gaps that have room.
+        room = np.flatnonzero(s < hi) if diff > 0 else np.flatnonzero(s > lo)
+        chosen = rng.choice(room, size=min(abs(diff), len(room)), replace=False)
+        s[chosen] += 1 if diff > 0 else -1
+        diff -= int(np.sign(diff)) * len(chosen)
+    return s
+
+
+def plan_layout(
+    widths,
+    spacing_range=(4, 4),
+    image_width=None,
+    rng: np.random.Generator | None = None,
+    fit: str = "pad",
+) -> Layout:
+    """Choose the spacings for digits of the given widths.
+
+    Natural width (image_width None/0): each gap is uniform on [min, max], both
+    ends included. Exact width W: gaps stay in [min, max] and add up to the
+    room left when that is possible; when W is wider than the widest spacing
+    allows, gaps take the max and the rest becomes even left/right margins;
+    when W is narrower than the tightest spacing allows, fit="pad" raises
+    ValueError and fit="stretch" places the digits at min spacing and resizes
+    the image horizontally to W (the only case that distorts digits).
+    """
+    lo, hi = check_spacing(spacing_range)
+    width = check_width(image_width)
+    if fit not in FITS:
+        raise ValueError(f"fit {fit!r} is not one of {FITS}")
+    rng = np.random.default_rng() if rng is None else rng
+    widths = [int(w) for w in widths]
+    n_gaps = len(widths) - 1
+    ink = sum(widths)
+    margin = 0
+    if width is None:
+        gaps = rng.integers(lo, hi, size=n_gaps, endpoint=True)
+    elif ink + n_gaps * lo <= width <= ink + n_gaps * hi:
+        gaps = _exact_spacings(n_gaps, width - ink, lo, hi, rng)
+    elif width > ink + n_gaps * hi:
+        if fit == "stretch":
+            gaps = rng.integers(lo, hi, size=n_gaps, endpoint=True)
+        else:
+            gaps = np.full(n_gaps, hi)
+            margin = (width - ink - n_gaps * hi) // 2
+    elif fit == "stretch":
+        gaps = np.full(n_gaps, lo)
+    else:
+        raise ValueError(
+            f"image_width {width} is too narrow for {len(widths)} digits with spacing >= {lo}: "
+            f"at least {ink + n_gaps * lo} pixels are needed (or use fit='stretch' to squeeze them)"
+        )
+    offsets = margin + np.concatenate([[0], np.cumsum(np.asarray(widths[:-1]) + gaps)]).astype(int)
+    canvas = int(offsets[-1]) + widths[-1] + margin
+    if width is not None and fit == "pad":
+        canvas = width  # the right margin takes the odd pixel
+    return Layout(tuple(int(o) for o in offsets), tuple(widths), canvas, width or canvas)
+
+
+def ink_bounds(glyph: np.ndarray, threshold: float = INK_THRESHOLD) -> tuple[int, int]:
+    """(first, last + 1) column of a (28, w) glyph that holds ink; the whole glyph if blank."""
+    cols = np.flatnonzero(glyph.max(axis=0) > threshold)
+    if cols.size == 0:
+        return 0, glyph.shape[1]
+    return int(cols[0]), int(cols[-1]) + 1
+
+
+def trim_to_ink(glyphs: list[np.ndarray]) -> list[np.ndarray]:
+    """Each glyph cut down to its ink columns (for spacing measured between strokes)."""
+    return [g[:, slice(*ink_bounds(g))] for g in glyphs]
+
+
+def render(glyphs: list[np.ndarray], layout: Layout) -> np.ndarray:
+    """Paste glyphs (each (28, w_i)) at the layout's offsets: float32 (28, layout.width)."""
+    image = np.zeros((IMAGE_SIZE, layout.canvas), dtype=np.float32)
+    for glyph, x in zip(glyphs, layout.offsets):
+        image[:, x : x + glyph.shape[1]] = glyph
+    if layout.width != layout.canvas:
+        image = _resize_width(image, layout.width)
+    return image
+
+
+def _resize_width(image: np.ndarray, width: int) -> np.ndarray:
+    from PIL import Image
+
+    resized = Image.fromarray(image, mode="F").resize((width, IMAGE_SIZE), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+def compose(
+    glyphs: list[np.ndarray],
+    spacing_range=(4, 4),
+    image_width=None,
+    rng: np.random.Generator | None = None,
+    fit: str = "pad",
+    ink_spacing: bool = False,
+) -> tuple[np.ndarray, Layout]:
+    """Lay out and paste glyphs: (float32 image (28, W), Layout).
+
+    ink_spacing=True trims each glyph to its ink first, so that the spacing is
+    what a reader sees between strokes rather than between 28-pixel boxes
+    (MNIST boxes carry about 4 blank pixels on each side).
+    """
+    if ink_spacing:
+        glyphs = trim_to_ink(glyphs)
+    layout = plan_layout([g.shape[1] for g in glyphs], spacing_range, image_width, rng, fit)
+    return render(glyphs, layout), layout

@@ -1,0 +1,202 @@
+"""Where the MNIST digits come from, and the uint8 cache that makes start-up fast.
+
+Order of sources (see `locate_mnist`): the IDX files in `mnist_folder`
+(`mnist_data/`, filled by ./load_mnist.sh), then the 5,000-digit sample shipped
+inside the package. The chosen pair is cached in `preprocessed_folder` as one
+uint8 .npy file, loaded memory-mapped; no pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path
+from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_images_and_labels
+
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+
+# The four files of the MNIST database, as published, with their SHA-256
+# (load_mnist.sh carries the same table; tests check that the two agree).
+MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+TRAIN_IMAGES = "train-images-idx3-ubyte"
+TRAIN_LABELS = "train-labels-idx1-ubyte"
+
+DEFAULT_MNIST_FOLDER = "mnist_data"
+DEFAULT_PREPROCESSED_FOLDER = "."
+MNIST_FOLDER_ENV = "DIGITGENERATOR_MNIST_DATA"  # overrides the default mnist_folder
+CACHE_FOLDER_ENV = "DIGITGENERATOR_CACHE"  # overrides the default preprocessed_folder
+
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
+SAMPLE_FILES = {"images": "mnist5k-images-idx3-ubyte.gz", "labels": "mnist5k-labels-idx1-ubyte.gz"}
+
+CACHE_PREFIX = "digitgenerator-mnist-"
+CACHE_FORMAT = 1  # bump when the cache layout changes
+_ROW = 1 + IMAGE_SIZE * IMAGE_SIZE  # one cache row: the label, then 784 pixels
+
+_warned_folders: set[str] = set()
+
+
+@dataclass(frozen=True)
+class MnistSource:
+    """An images/labels IDX pair, and whether it is the embedded sample."""
+
+    images: Path
+    labels: Path
+    is_sample: bool
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def resolve_mnist_folder(mnist_folder: str | os.PathLike = DEFAULT_MNIST_FOLDER) -> Path:
+    """The folder to read: the argument, or $DIGITGENERATOR_MNIST_DATA in place of the default."""
+    if str(mnist_folder) == DEFAULT_MNIST_FOLDER and os.environ.get(MNIST_FOLDER_ENV):
+        return Path(os.environ[MNIST_FOLDER_ENV])
+    return Path(mnist_folder)
+
+
+def resolve_cache_folder(preprocessed_folder: str | os.PathLike = DEFAULT_PREPROCESSED_FOLDER) -> Path:
+    """The cache folder: the argument, or $DIGITGENERATOR_CACHE in place of the default."""
+    if str(preprocessed_folder) == DEFAULT_PREPROCESSED_FOLDER and os.environ.get(CACHE_FOLDER_ENV):
+        return Path(os.environ[CACHE_FOLDER_ENV])
+    return Path(preprocessed_folder)
+
+
+def sample_source() -> MnistSource:
+    """The 5,000 real MNIST digits shipped inside the package."""
+    return MnistSource(SAMPLE_DIR / SAMPLE_FILES["images"], SAMPLE_DIR / SAMPLE_FILES["labels"], True)
+
+
+def locate_mnist(mnist_folder: str | os.PathLike = DEFAULT_MNIST_FOLDER) -> MnistSource:
+    """The training IDX pair in `mnist_folder`, else the embedded sample (with one warning)."""
+    folder = resolve_mnist_folder(mnist_folder)
+    images, labels = _find(folder, TRAIN_IMAGES), _find(folder, TRAIN_LABELS)
+    if images and labels:
+        return MnistSource(images, labels, False)
+    if images or labels:
+        missing = TRAIN_LABELS if images else TRAIN_IMAGES
+        raise FileNotFoundError(
+            f"{folder} has only half of MNIST: {missing}[.gz] is missing; run ./load_mnist.sh {folder}"
+        )
+    if str(folder) not in _warned_folders:
+        _warned_folders.add(str(folder))
+        warnings.warn(
+            f"no MNIST files in {folder}/; using the embedded sample of 5,000 digits. "
+            "Run ./load_mnist.sh to get all 60,000.",
+            stacklevel=3,
+        )
+    return sample_source()
+
+
+def _stat_key(path: Path) -> list:
+    st = path.stat()
+    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+
+
+def cache_path(source: MnistSource, cache_folder: Path) -> Path:
+    """The cache file for this source: its name changes whenever a source file changes."""
+    key = json.dumps([CACHE_FORMAT, _stat_key(source.images), _stat_key(source.labels)])
+    return cache_folder / f"{CACHE_PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:16]}.npy"
+
+
+def _idx_count(path: Path, magic: int) -> int:
+    """The item count from an IDX header, reading only its first 8 bytes."""
+    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+    with opener(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or struct.unpack(">I", head[:4])[0] != magic:
+        raise ValueError(f"{path}: not an IDX file with magic number {magic}")
+    return struct.unpack(">I", head[4:])[0]
+
+
+def _load_cache(path: Path, expected_rows: int) -> np.ndarray | None:
+    """The memory-mapped cache table (N, 785), or None when it is missing or unusable."""
+    try:
+        table = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if table.dtype != np.uint8 or table.shape != (expected_rows, _ROW):
+        return None
+    if expected_rows and int(table[:, 0].max()) >= NUM_CLASSES:
+        return None
+    return table
+
+
+def _build_table(source: MnistSource) -> np.ndarray:
+    images, labels = read_images_and_labels(source.images, source.labels)
+    if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or images.dtype != np.uint8:
+        raise ValueError(f"{source.images}: expected uint8 images of {IMAGE_SIZE}x{IMAGE_SIZE}, got {images.dtype} {images.shape[1:]}")
+    if labels.size and int(labels.max()) >= NUM_CLASSES:
+        raise ValueError(f"{source.labels}: label {int(labels.max())} is not a digit 0-9")
+    table = np.empty((len(labels), _ROW), dtype=np.uint8)
+    table[:, 0] = labels
+    table[:, 1:] = images.reshape(len(labels), -1)
+    return table
+
+
+def load_mnist(
+    mnist_folder: str | os.PathLike = DEFAULT_MNIST_FOLDER,
+    preprocessed_folder: str | os.PathLike = DEFAULT_PREPROCESSED_FOLDER,
+) -> tuple[np.ndarray, np.ndarray, MnistSource]:
+    """Load MNIST through the cache: uint8 images (N, 28, 28), int8 labels (N,), and the source.
+
+    The images are a read-only memory-mapped view when the cache could be used.
+    """
+    source = locate_mnist(mnist_folder)
+    folder = resolve_cache_folder(preprocessed_folder)
+    path = cache_path(source, folder)
+    table = _load_cache(path, _idx_count(source.labels, LABELS_MAGIC))
+    if table is None:
+        table = _build_table(source)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # Each process writes its own temporary file and renames it into
+            # place, so concurrent builders never expose a partial cache.
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, table, allow_pickle=False)
+        except OSError as exc:
+            warnings.warn(f"cannot write the cache in {folder} ({exc}); working from memory", stacklevel=2)
+    images = table[:, 1:].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    labels = np.ascontiguousarray(table[:, 0]).astype(np.int8)
+    return images, labels, source
+
+
+def sample_is_intact() -> bool:
+    """Whether the embedded sample matches the SHA-256 recorded in its PROVENANCE.json."""
+    provenance = json.loads((SAMPLE_DIR / "PROVENANCE.json").read_text())
+    return all(
+        hashlib.sha256((SAMPLE_DIR / name).read_bytes()).hexdigest() == digest
+        for name, digest in provenance["files"].items()
+    )
+
+
+__all__ = [
+    "IMAGE_SIZE",
+    "NUM_CLASSES",
+    "MNIST_FILES",
+    "IMAGES_MAGIC",
+    "MnistSource",
+    "load_mnist",
+    "locate_mnist",
+    "sample_source",
+]

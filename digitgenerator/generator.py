@@ -1,0 +1,253 @@
+"""Digitgenerator: the library's front door, composing digit sequences from MNIST or the CVAE."""
+
+from __future__ import annotations
+
+import os
+from numbers import Integral
+
+import numpy as np
+
+from .compose import check_digits, check_spacing, check_width, compose
+from .data import DEFAULT_MNIST_FOLDER, DEFAULT_PREPROCESSED_FOLDER, IMAGE_SIZE, load_mnist
+from .noise import check_noise_prob, corrupt
+from .png import write_png
+
+SeedLike = int | np.random.Generator | None
+
+
+def make_rng(seed: SeedLike) -> np.random.Generator:
+    """A numpy Generator from an int seed, a Generator (used as is) or None (fresh entropy)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0):
+        raise ValueError(f"seed {seed!r} must be a non-negative integer or a numpy Generator")
+    return np.random.default_rng(seed)
+
+
+class Digitgenerator:
+    """Handwritten digit sequences from MNIST digits or from the conditional VAE.
+
+    Every image is float32 (28, W): 0 background, 1 ink. `seed` (int or
+    numpy Generator) makes a run reproducible; each method also takes `seed`
+    to reproduce one call on its own.
+    """
+
+    def __init__(
+        self,
+        mnist_folder: str | os.PathLike = DEFAULT_MNIST_FOLDER,
+        preprocessed_folder: str | os.PathLike = DEFAULT_PREPROCESSED_FOLDER,
+        seed: SeedLike = None,
+        model_dir: str | os.PathLike | None = None,
+    ):
+        self._uint8_images, self.labels, self.source = load_mnist(mnist_folder, preprocessed_folder)
+        order = np.argsort(self.labels, kind="stable")
+        bounds = np.searchsorted(self.labels[order], np.arange(11))
+        self.label_index = {d: order[bounds[d] : bounds[d + 1]] for d in range(10)}
+        self.rng = make_rng(seed)
+        self.model_dir = model_dir
+        self._vae = None
+        self._images = None
+        self.latest: np.ndarray | None = None
+        self.latest_layout = None
+        self.latest_clean: np.ndarray | None = None
+        self.latest_noisy: np.ndarray | None = None
+
+    @property
+    def images(self) -> np.ndarray:
+        """All digits as float32 (N, 28, 28) in [0, 1], converted from the uint8 cache on first use."""
+        if self._images is None:
+            self._images = self._uint8_images.astype(np.float32) / np.float32(255.0)
+        return self._images
+
+    @property
+    def vae(self):
+        """The CVAE (numpy inference), loaded once on first use."""
+        if self._vae is None:
+            from .model import Vae
+
+            self._vae = Vae(self.model_dir)
+        return self._vae
+
+    def _rng(self, seed: SeedLike) -> np.random.Generator:
+        return self.rng if seed is None else make_rng(seed)
+
+    def pick(self, digits, rng: np.random.Generator) -> np.ndarray:
+        """Indices of random real digits of the given labels: (n,)."""
+        counts = np.array([len(self.label_index[d]) for d in digits])
+        if np.any(counts == 0):
+            missing = sorted({int(d) for d, c in zip(digits, counts) if c == 0})
+            raise ValueError(f"the loaded MNIST data has no digit {missing[0]}; load the full set with ./load_mnist.sh")
+        pos = rng.integers(0, counts)
+        return np.array([self.label_index[d][p] for d, p in zip(digits, pos)], dtype=np.int64)
+
+    def real_digits(self, digits, rng: np.random.Generator) -> np.ndarray:
+        """Random real digits of the given labels: float32 (n, 28, 28)."""
+        return self._uint8_images[self.pick(digits, rng)].astype(np.float32) / np.float32(255.0)
+
+    def _finish(self, glyphs, spacing_range, image_width, rng, fit, ink_spacing) -> np.ndarray:
+        image, layout = compose(list(glyphs), spacing_range, image_width, rng, fit, ink_spacing)
+        self.latest, self.latest_layout = image, layout
+        return image
+
+    @staticmethod
+    def _check(digits, spacing_range, image_width):
+        return check_digits(digits), check_spacing(spacing_range), check_width(image_width)
+
+    def draw_from_mnist(
+        self,
+        digits,
+        spacing_range=(4, 4),
+        image_width=None,
+        *,
+        seed: SeedLike = None,
+        fit: str = "pad",
+        ink_spacing: bool = False,
+    ) -> np.ndarray:
+        """A sequence of real MNIST digits: float32 (28, W).
+
+        digits: ints 0-9. spacing_range: (min, max) pixels between digits, both
+        ends possible. image_width: exact width in pixels, None/0 for natural
+        (see compose.plan_layout for what happens when it cannot be met).
+        """
+        digits, spacing_range, image_width = self._check(digits, spacing_range, image_width)
+        rng = self._rng(seed)
+        glyphs = self.real_digits(digits, rng)
+        return self._finish(glyphs, spacing_range, image_width, rng, fit, ink_spacing)
+
+    def sample_from_vae(
+        self,
+        digits,
+        spacing_range=(4, 4),
+        image_width=None,
+        *,
+        seed: SeedLike = None,
+        style=None,
+        temperature: float = 1.0,
+        fit: str = "pad",
+        ink_spacing: bool = False,
+    ) -> np.ndarray:
+        """A sequence of digits written by the CVAE: float32 (28, W).
+
+        style: None draws each digit independently; "shared" writes the whole
+        sequence in one handwriting (one latent for every digit); a latent
+        vector (latent_dim,) -- e.g. from `style_of` -- writes in that style.
+        temperature scales the spread of the latent prior (lower: tidier).
+        """
+        digits, spacing_range, image_width = self._check(digits, spacing_range, image_width)
+        temperature = _check_temperature(temperature)
+        rng = self._rng(seed)
+        vae = self.vae
+        if style is None:
+            z = vae.sample_latents(digits, rng, temperature)
+        elif isinstance(style, str) and style == "shared":
+            z = np.tile(vae.sample_style(rng, temperature), (len(digits), 1))
+        else:
+            latent = np.asarray(style, dtype=np.float32)
+            if latent.shape != (vae.latent_dim,) or not np.all(np.isfinite(latent)):
+                raise ValueError(
+                    f"style must be None, 'shared' or a finite latent vector of shape ({vae.latent_dim},), "
+                    f"got {style!r:.60}"
+                )
+            z = np.tile(latent, (len(digits), 1))
+        return self._finish(vae.decode(z, digits), spacing_range, image_width, rng, fit, ink_spacing)
+
+    def style_of(self, image, label) -> np.ndarray:
+        """The handwriting of one real digit: its latent mean (latent_dim,), for sample_from_vae(style=...)."""
+        return self.vae.encode(np.asarray(image, dtype=np.float32)[None], check_digits([label]))[0][0]
+
+    def denoise(
+        self,
+        digits,
+        spacing_range=(4, 4),
+        image_width=None,
+        noise_prob: float = 0.5,
+        *,
+        seed: SeedLike = None,
+        show: bool = False,
+        fit: str = "pad",
+    ) -> np.ndarray:
+        """Draw real digits, corrupt them, return the CVAE's denoised sequence: float32 (28, W).
+
+        Noise: each pixel, with probability noise_prob, replaced by a random 0
+        or 1. The clean and noisy sequences, laid out the same way, are kept in
+        `latest_clean` and `latest_noisy`; show=True draws all three.
+        """
+        digits, spacing_range, image_width = self._check(digits, spacing_range, image_width)
+        noise_prob = check_noise_prob(noise_prob)
+        rng = self._rng(seed)
+        vae = self.vae  # load (and fail on a missing model) before drawing anything
+        clean = self.real_digits(digits, rng)
+        noisy = corrupt(clean, noise_prob, rng)
+        restored = vae.ff_autoencode(noisy, digits)
+        image = self._finish(restored, spacing_range, image_width, rng, fit, False)
+        from .compose import render
+
+        self.latest_clean = render(list(clean), self.latest_layout)
+        self.latest_noisy = render(list(noisy), self.latest_layout)
+        if show:
+            self._show([self.latest_noisy, image, self.latest_clean], ["noisy", "denoised", "clean"])
+        return image
+
+    def train_vaemodel(
+        self,
+        epochs: int = 60,
+        batch_size: int = 128,
+        *,
+        seed: int = 0,
+        out_dir: str | os.PathLike = "tf_vae_files",
+        learning_rate: float = 1e-3,
+        log=None,
+    ) -> dict:
+        """Train a CVAE on the loaded digits, save it in out_dir and use it from now on (needs TensorFlow).
+
+        Returns the saved config with its final losses.
+        """
+        try:
+            from .train import train_cvae
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                f"training needs TensorFlow ({exc.name} is missing): pip install 'digitgenerator[train]'"
+            ) from None
+        config = train_cvae(
+            self._uint8_images, self.labels, out_dir, epochs, batch_size, seed, learning_rate, log=log
+        )
+        self.model_dir, self._vae = out_dir, None
+        return config
+
+    def save_latest_as_png(self, filename: str | os.PathLike = "output_image.png", invert: bool = False):
+        """Write the latest sequence as a pixel-exact 8-bit grayscale PNG (invert: black ink on white)."""
+        if self.latest is None:
+            raise ValueError("no image yet: call draw_from_mnist, sample_from_vae or denoise first")
+        return write_png(filename, self.latest, invert)
+
+    def print_latest(self, size=(15, 5)) -> None:
+        """Show the latest sequence in a matplotlib window of `size` inches."""
+        if self.latest is None:
+            raise ValueError("no image yet: call draw_from_mnist, sample_from_vae or denoise first")
+        self._show([self.latest], [None], size)
+
+    @staticmethod
+    def _show(images, titles, size=(15, 5)) -> None:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(len(images), 1, figsize=size, squeeze=False)
+        for ax, image, title in zip(axes[:, 0], images, titles):
+            ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_axis_off()
+            if title:
+                ax.set_title(title)
+        # Block only where a window can appear; under Agg (scripts, CI) this is a no-op.
+        plt.show(block=plt.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo", "template"))
+
+
+def _check_temperature(temperature) -> float:
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        t = -1.0
+    if not 0.0 <= t <= 10.0:
+        raise ValueError(f"temperature {temperature!r} must be a number between 0 and 10 (1 is the fitted prior)")
+    return t
+
+
+__all__ = ["Digitgenerator", "IMAGE_SIZE", "make_rng"]

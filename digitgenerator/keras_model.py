@@ -1,0 +1,87 @@
+"""The conditional VAE as a Keras 3 model, for training (needs TensorFlow).
+
+Same layers and names as the numpy forward pass in model.py, which is what
+generation and denoising use; this module is imported only to train or to
+check the two against each other.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+from .data import IMAGE_SIZE, NUM_CLASSES  # noqa: E402
+from .model import DEFAULT_CONFIG, GRID, weight_shapes  # noqa: E402
+
+
+class Cvae(keras.Model):
+    """Conditional VAE: q(z | x, y) and p(x | z, y) for 28x28 digits and one-hot labels."""
+
+    def __init__(self, config: dict | None = None, **kwargs):
+        super().__init__(name="cvae", **kwargs)
+        self.arch = {**DEFAULT_CONFIG, **(config or {})}
+        a = self.arch
+        c1, c2 = a["conv_channels"]
+        self.latent_dim = a["latent_dim"]
+        self.stroke_conv1 = layers.Conv2D(c1, a["kernel_size"], 2, "same", activation="relu", name="stroke_conv1")
+        self.stroke_conv2 = layers.Conv2D(c2, a["kernel_size"], 2, "same", activation="relu", name="stroke_conv2")
+        self.encoder_hidden = layers.Dense(a["hidden_units"], activation="relu", name="encoder_hidden")
+        self.latent_mean = layers.Dense(a["latent_dim"], name="latent_mean")
+        self.latent_log_var = layers.Dense(a["latent_dim"], name="latent_log_var")
+        self.decoder_hidden = layers.Dense(a["hidden_units"], activation="relu", name="decoder_hidden")
+        self.decoder_grid = layers.Dense(GRID * GRID * a["decoder_channels"], activation="relu", name="decoder_grid")
+        self.upsample_14 = layers.Conv2DTranspose(
+            a["decoder_channels"], a["upsample_kernel_size"], 2, "same", activation="relu", name="upsample_14"
+        )
+        self.pixel_logits = layers.Conv2DTranspose(1, a["upsample_kernel_size"], 2, "same", name="pixel_logits")
+        # Build every layer now so that weights can be set before the first call.
+        self((np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32), np.zeros((1, NUM_CLASSES), np.float32)))
+
+    def encode(self, x, y):
+        """Images (N, 28, 28, 1) and one-hot labels (N, 10) -> (mean, log-variance) of z."""
+        h = self.stroke_conv2(self.stroke_conv1(x))
+        h = ops.concatenate([ops.reshape(h, (ops.shape(h)[0], -1)), y], axis=1)
+        h = self.encoder_hidden(h)
+        return self.latent_mean(h), self.latent_log_var(h)
+
+    def reparameterize(self, mean, log_var, eps):
+        """z = mean + sigma * eps (Kingma & Welling 2014, eq. 10); eps ~ N(0, I) given by the caller."""
+        return mean + ops.exp(0.5 * log_var) * eps
+
+    def decode_logits(self, z, y):
+        """Latents (N, d) and one-hot labels (N, 10) -> Bernoulli logits (N, 28, 28, 1)."""
+        h = self.decoder_grid(self.decoder_hidden(ops.concatenate([z, y], axis=1)))
+        h = ops.reshape(h, (-1, GRID, GRID, self.arch["decoder_channels"]))
+        return self.pixel_logits(self.upsample_14(h))
+
+    def decode(self, z, y):
+        """Pixel means in [0, 1]: (N, 28, 28, 1)."""
+        return ops.sigmoid(self.decode_logits(z, y))
+
+    def sample(self, eps, y):
+        """Digits decoded from latents eps (N, d) drawn by the caller, for labels y (N, 10)."""
+        return self.decode(eps, y)
+
+    def call(self, inputs):
+        x, y = inputs
+        mean, _ = self.encode(x, y)
+        return self.decode(mean, y)
+
+    def named_weights(self) -> dict[str, np.ndarray]:
+        """Every weight as "layer/kernel" or "layer/bias" -> float32 array (the npz layout)."""
+        out = {}
+        for name in {key.split("/")[0] for key in weight_shapes(self.arch)}:
+            kernel, bias = getattr(self, name).get_weights()
+            out[f"{name}/kernel"], out[f"{name}/bias"] = kernel, bias
+        return out
+
+    def set_named_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load weights in the npz layout (the inverse of named_weights)."""
+        for name in {key.split("/")[0] for key in weight_shapes(self.arch)}:
+            getattr(self, name).set_weights([weights[f"{name}/kernel"], weights[f"{name}/bias"]])

@@ -1,0 +1,288 @@
+"""The conditional VAE's forward passes in numpy: generation and denoising without TensorFlow.
+
+The network (built for training in keras_model.py, same layer names):
+
+    encoder  q(z | x, y): image (28, 28, 1) -> stroke_conv1 (3x3/2, relu) -> 14x14
+             -> stroke_conv2 (3x3/2, relu) -> 7x7 -> flatten ++ one-hot label
+             -> encoder_hidden (dense, relu) -> latent_mean, latent_log_var
+    decoder  p(x | z, y): latent ++ one-hot label -> decoder_hidden (dense, relu)
+             -> decoder_grid (dense, relu) -> 7x7 -> upsample_14 (4x4/2 transposed, relu)
+             -> pixel_logits (4x4/2 transposed) -> 28x28 Bernoulli logits
+
+Weights come from `cvae.npz` (one array per "layer/kernel" and "layer/bias")
+and the architecture from `config.json` beside it. The npz also holds the
+latent prior used for sampling (see `Vae.sample`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .data import IMAGE_SIZE, NUM_CLASSES
+
+WEIGHTS_FILE = "cvae.npz"
+CONFIG_FILE = "config.json"
+MODEL_FOLDER = "tf_vae_files"  # a user's own model in ./tf_vae_files/ wins over the shipped one
+MODEL_DIR_ENV = "DIGITGENERATOR_MODEL_DIR"
+GRID = IMAGE_SIZE // 4  # the decoder starts from a 7x7 grid and doubles twice
+
+DEFAULT_CONFIG = {
+    "latent_dim": 16,
+    "conv_channels": [32, 32],
+    "hidden_units": 256,
+    "decoder_channels": 32,
+    "kernel_size": 3,
+    "upsample_kernel_size": 4,
+}
+
+# Parameter shapes by layer, from a config: what the npz must hold.
+def weight_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """The shape of every weight array the model needs, keyed "layer/kernel" or "layer/bias"."""
+    c1, c2 = config["conv_channels"]
+    k, uk = config["kernel_size"], config["upsample_kernel_size"]
+    h, d, dc = config["hidden_units"], config["latent_dim"], config["decoder_channels"]
+    layers = {
+        "stroke_conv1": (k, k, 1, c1),
+        "stroke_conv2": (k, k, c1, c2),
+        "encoder_hidden": (GRID * GRID * c2 + NUM_CLASSES, h),
+        "latent_mean": (h, d),
+        "latent_log_var": (h, d),
+        "decoder_hidden": (d + NUM_CLASSES, h),
+        "decoder_grid": (h, GRID * GRID * dc),
+        # Keras stores transposed-convolution kernels as (k, k, out, in).
+        "upsample_14": (uk, uk, dc, dc),
+        "pixel_logits": (uk, uk, 1, dc),
+    }
+    shapes = {}
+    for name, kernel in layers.items():
+        shapes[f"{name}/kernel"] = kernel
+        out = kernel[2] if name in ("upsample_14", "pixel_logits") else kernel[-1]
+        shapes[f"{name}/bias"] = (out,)
+    return shapes
+
+
+PRIOR_SHAPES = {  # filled in after training, from the encoder means of the training digits
+    "prior/label_mean": lambda d: (NUM_CLASSES, d),
+    "prior/label_chol": lambda d: (NUM_CLASSES, d, d),
+    "prior/style_mean": lambda d: (d,),
+    "prior/style_chol": lambda d: (d, d),
+}
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's "SAME" padding: output ceil(size / stride), extra pixel at the end."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
+    """2-D convolution, "same" padding. x (N, H, W, Cin), kernel (k, k, Cin, Cout) -> (N, H/s, W/s, Cout)."""
+    k = kernel.shape[0]
+    n, h, w, cin = x.shape
+    (pt, pb), (pl, pr) = _same_padding(h, k, stride), _same_padding(w, k, stride)
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2))[:, ::stride, ::stride]
+    ho, wo = windows.shape[1:3]
+    # (N, Ho, Wo, Cin, k, k) -> (N, Ho, Wo, k, k, Cin) to match the kernel's (k, k, Cin) order.
+    cols = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * cin)
+    return (cols @ kernel.reshape(k * k * cin, -1) + bias).reshape(n, ho, wo, -1)
+
+
+def conv2d_transpose(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
+    """Transposed convolution, "same" padding. x (N, H, W, Cin), kernel (k, k, Cout, Cin) -> (N, sH, sW, Cout).
+
+    Each input pixel adds kernel[a, b] @ x[i, j] at output (s*i + a - pad, s*j + b - pad):
+    one matrix product, then k*k strided additions.
+    """
+    k = kernel.shape[0]
+    n, h, w, cin = x.shape
+    cout = kernel.shape[2]
+    contrib = (x.reshape(-1, cin) @ kernel.transpose(3, 0, 1, 2).reshape(cin, k * k * cout)).reshape(
+        n, h, w, k, k, cout
+    )
+    full = np.zeros((n, (h - 1) * stride + k, (w - 1) * stride + k, cout), dtype=x.dtype)
+    for a in range(k):
+        for b in range(k):
+            full[:, a : a + stride * h : stride, b : b + stride * w : stride] += contrib[:, :, :, a, b]
+    # Keras/TF "same": output size s*H, cropping the full result from its start like conv2d pads it.
+    pad = _same_padding(stride * h, k, stride)[0]
+    return full[:, pad : pad + stride * h, pad : pad + stride * w] + bias
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0, out=x)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    # 0.5 * (1 + tanh(x / 2)) equals 1 / (1 + e^-x) and never overflows.
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def one_hot(labels, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Labels (N,) as float32 one-hot rows (N, 10); ValueError for anything not 0-9."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be a 1-D sequence of integers 0-9, got {labels!r}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)][0]
+        raise ValueError(f"label {int(bad)} is not a digit 0-9")
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
+def find_model_dir(model_dir: str | os.PathLike | None = None) -> Path:
+    """The model folder: the argument, $DIGITGENERATOR_MODEL_DIR, ./tf_vae_files, then the shipped model."""
+    if model_dir is not None:
+        return Path(model_dir)
+    if os.environ.get(MODEL_DIR_ENV):
+        return Path(os.environ[MODEL_DIR_ENV])
+    local = Path(MODEL_FOLDER)
+    if (local / WEIGHTS_FILE).is_file():
+        return local
+    return shipped_model_dir()
+
+
+def shipped_model_dir() -> Path:
+    """The pretrained model: package data when installed, ../tf_vae_files in a source checkout."""
+    try:
+        packaged = Path(str(resources.files("digitgenerator.tf_vae_files")))
+        if (packaged / WEIGHTS_FILE).is_file():
+            return packaged
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / MODEL_FOLDER
+
+
+def load_weights(model_dir: str | os.PathLike | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """(config, float32 weights by name) from a model folder, checked against each other."""
+    folder = find_model_dir(model_dir)
+    fix = "train one with `generate_png --train` or pass model_dir= the folder that holds cvae.npz"
+    weights_path, config_path = folder / WEIGHTS_FILE, folder / CONFIG_FILE
+    for path in (weights_path, config_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"no CVAE model: {path} is missing; {fix}")
+    try:
+        config = json.loads(config_path.read_text())
+        arch = {key: config[key] for key in DEFAULT_CONFIG}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{config_path} is not a valid CVAE config ({exc!r}); {fix}") from None
+    try:
+        with np.load(weights_path, allow_pickle=False) as npz:
+            weights = {name: npz[name].astype(np.float32) for name in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"{weights_path} is corrupt ({exc}); {fix}") from None
+    expected = dict(weight_shapes(arch))
+    expected.update({name: shape(arch["latent_dim"]) for name, shape in PRIOR_SHAPES.items()})
+    for name, shape in expected.items():
+        if name not in weights:
+            raise ValueError(f"{weights_path} lacks {name}; {fix}")
+        if weights[name].shape != shape:
+            raise ValueError(f"{weights_path}: {name} has shape {weights[name].shape}, config says {shape}; {fix}")
+        if not np.all(np.isfinite(weights[name])):
+            raise ValueError(f"{weights_path}: {name} holds NaN or infinite values; {fix}")
+    return config, weights
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class Vae:
+    """A trained conditional VAE, run in numpy.
+
+    Images are float32 (N, 28, 28) in [0, 1] (1 = ink); labels int (N,);
+    latents float32 (N, latent_dim).
+    """
+
+    def __init__(self, model_dir: str | os.PathLike | None = None, batch_size: int = 1024):
+        self.model_dir = find_model_dir(model_dir)
+        self.config, self.weights = load_weights(self.model_dir)
+        self.latent_dim = int(self.config["latent_dim"])
+        self.batch_size = batch_size
+
+    def _w(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.weights[f"{layer}/kernel"], self.weights[f"{layer}/bias"]
+
+    def encode(self, images, labels) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior q(z | x, y): (mean, log-variance), each (N, latent_dim)."""
+        x = _as_images(images)[..., None]
+        y = one_hot(labels)
+        if len(y) != len(x):
+            raise ValueError(f"{len(x)} images but {len(y)} labels")
+        means, log_vars = [], []
+        for s in range(0, len(x), self.batch_size):
+            h = relu(conv2d(x[s : s + self.batch_size], *self._w("stroke_conv1"), stride=2))
+            h = relu(conv2d(h, *self._w("stroke_conv2"), stride=2))
+            h = np.concatenate([h.reshape(len(h), -1), y[s : s + self.batch_size]], axis=1)
+            h = relu(h @ self.weights["encoder_hidden/kernel"] + self.weights["encoder_hidden/bias"])
+            means.append(h @ self.weights["latent_mean/kernel"] + self.weights["latent_mean/bias"])
+            log_vars.append(h @ self.weights["latent_log_var/kernel"] + self.weights["latent_log_var/bias"])
+        return np.concatenate(means), np.concatenate(log_vars)
+
+    def reparameterize(self, mean, log_var, rng: np.random.Generator) -> np.ndarray:
+        """z = mean + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014, eq. 10)."""
+        eps = rng.standard_normal(np.shape(mean), dtype=np.float32)
+        return (mean + np.exp(0.5 * np.asarray(log_var)) * eps).astype(np.float32)
+
+    def decode_logits(self, z, labels) -> np.ndarray:
+        """Bernoulli logits of p(x | z, y): (N, 28, 28)."""
+        z = np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim)
+        y = one_hot(labels)
+        if len(y) != len(z):
+            raise ValueError(f"{len(z)} latents but {len(y)} labels")
+        dc = int(self.config["decoder_channels"])
+        out = []
+        for s in range(0, len(z), self.batch_size):
+            h = np.concatenate([z[s : s + self.batch_size], y[s : s + self.batch_size]], axis=1)
+            h = relu(h @ self.weights["decoder_hidden/kernel"] + self.weights["decoder_hidden/bias"])
+            h = relu(h @ self.weights["decoder_grid/kernel"] + self.weights["decoder_grid/bias"])
+            h = relu(conv2d_transpose(h.reshape(-1, GRID, GRID, dc), *self._w("upsample_14"), stride=2))
+            out.append(conv2d_transpose(h, *self._w("pixel_logits"), stride=2)[..., 0])
+        return np.concatenate(out) if out else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+
+    def decode(self, z, labels) -> np.ndarray:
+        """Pixel means of p(x | z, y): float32 (N, 28, 28) in [0, 1]."""
+        return sigmoid(self.decode_logits(z, labels)).astype(np.float32)
+
+    def sample_latents(self, labels, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
+        """One latent per label from the prior fitted to the training digits: (N, latent_dim).
+
+        z = mu_y + T * L_y @ eps, a Gaussian per label fitted to the encoder means of
+        the training digits (the aggregate posterior), rather than N(0, I): the
+        region of latent space the decoder was really trained on.
+        """
+        labels = np.asarray(labels)
+        one_hot(labels)  # validates
+        eps = rng.standard_normal((len(labels), self.latent_dim), dtype=np.float32)
+        mu, chol = self.weights["prior/label_mean"][labels], self.weights["prior/label_chol"][labels]
+        return mu + temperature * np.einsum("nij,nj->ni", chol, eps)
+
+    def sample_style(self, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
+        """One handwriting: a latent (latent_dim,) from the prior pooled over all labels."""
+        eps = rng.standard_normal(self.latent_dim, dtype=np.float32)
+        return self.weights["prior/style_mean"] + temperature * self.weights["prior/style_chol"] @ eps
+
+    def sample(self, labels, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
+        """New digits of the given labels: float32 (N, 28, 28)."""
+        return self.decode(self.sample_latents(labels, rng, temperature), labels)
+
+    def ff_autoencode(self, images, labels) -> np.ndarray:
+        """Encode and decode (at the posterior mean): a list or array of 28x28 in, (N, 28, 28) out."""
+        mean, _ = self.encode(images, labels)
+        return self.decode(mean, labels)
+
+
+def _as_images(images) -> np.ndarray:
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(f"images must be 28x28 (one, or a stack (N, 28, 28)), got shape {x.shape}")
+    return x

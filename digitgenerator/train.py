@@ -1,0 +1,180 @@
+"""Training the conditional VAE (needs TensorFlow), and exporting it for numpy inference.
+
+Loss per digit, the negative evidence lower bound (Kingma & Welling 2014, eq. 3,
+conditioned on the label as in Sohn et al. 2015, eq. 5):
+
+    -ELBO = E_q[-log p(x | z, y)] + KL(q(z | x, y) || N(0, I))
+
+with a Bernoulli decoder, so the first term is the pixel-wise sigmoid cross
+entropy summed over the 784 pixels, and the Gaussian KL in closed form
+(Kingma & Welling 2014, appendix B): -1/2 * sum(1 + log s^2 - m^2 - s^2).
+
+To make the same model a denoiser, a share of each batch is fed to the encoder
+corrupted by `noise.corrupt` (p ~ U(0, 0.6) per image) while the target stays
+the clean digit: the encoder learns to read through the noise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .atomic import atomic_path, atomic_write_bytes
+from .data import NUM_CLASSES
+from .model import CONFIG_FILE, DEFAULT_CONFIG, WEIGHTS_FILE, file_sha256, one_hot
+from .noise import MAX_TRAIN_NOISE, corrupt
+
+KERAS_WEIGHTS_FILE = "cvae.weights.h5"  # the Keras checkpoint, for resuming training
+PRIOR_JITTER = 1e-4  # added to covariance diagonals so the Cholesky factor always exists
+
+
+def fit_prior(means: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Gaussians fitted to encoder means (N, d): one per label, and one pooled ("style")."""
+    d = means.shape[1]
+
+    def gaussian(z):
+        cov = np.cov(z, rowvar=False) + PRIOR_JITTER * np.eye(d)
+        return z.mean(axis=0), np.linalg.cholesky(cov)
+
+    label_mean = np.zeros((NUM_CLASSES, d))
+    label_chol = np.tile(np.eye(d), (NUM_CLASSES, 1, 1))
+    for k in range(NUM_CLASSES):
+        z = means[labels == k]
+        if len(z) > d:  # too few digits of a label for a covariance: keep N(0, I) for it
+            label_mean[k], label_chol[k] = gaussian(z)
+    style_mean, style_chol = gaussian(means)
+    prior = {
+        "prior/label_mean": label_mean,
+        "prior/label_chol": label_chol,
+        "prior/style_mean": style_mean,
+        "prior/style_chol": style_chol,
+    }
+    return {k: v.astype(np.float32) for k, v in prior.items()}
+
+
+def save_model(model, images: np.ndarray, labels: np.ndarray, out_dir: Path, info: dict) -> dict:
+    """Write cvae.npz (weights + fitted prior), config.json and the Keras checkpoint, each atomically."""
+    import keras
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = model.named_weights()
+    means = []
+    for s in range(0, len(images), 1000):
+        x = images[s : s + 1000, ..., None]
+        means.append(np.asarray(model.encode(x, one_hot(labels[s : s + 1000]))[0]))
+    weights.update(fit_prior(np.concatenate(means), labels))
+    npz_path = out_dir / WEIGHTS_FILE
+    with atomic_path(npz_path) as tmp:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+            np.savez(f, **weights)
+    # Keras insists on the ".weights.h5" ending, so the temporary name keeps it.
+    tmp_h5 = out_dir / f".tmp-{os.getpid()}.weights.h5"
+    try:
+        model.save_weights(tmp_h5)
+        os.replace(tmp_h5, out_dir / KERAS_WEIGHTS_FILE)
+    finally:
+        tmp_h5.unlink(missing_ok=True)
+    config = {
+        **model.arch,
+        **info,
+        "digitgenerator_version": __version__,
+        "keras_version": keras.__version__,
+        "weights_sha256": file_sha256(npz_path),
+    }
+    atomic_write_bytes(out_dir / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
+    return config
+
+
+def train_cvae(
+    images: np.ndarray,
+    labels: np.ndarray,
+    out_dir: str | os.PathLike,
+    epochs: int = 60,
+    batch_size: int = 128,
+    seed: int = 0,
+    learning_rate: float = 1e-3,
+    noisy_share: float = 0.5,
+    config: dict | None = None,
+    log=None,
+) -> dict:
+    """Train a CVAE on uint8 or float images (N, 28, 28) and int labels (N,); save it in out_dir.
+
+    Returns the saved config (architecture, training settings, final losses).
+    Checkpoints after every epoch, so an interrupted run leaves the last whole epoch.
+    """
+    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} {value!r} must be an integer >= {low}")
+    if not 0.0 <= noisy_share <= 1.0:
+        raise ValueError(f"noisy_share {noisy_share!r} must be between 0 and 1")
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    x_all = np.asarray(images, dtype=np.float32)
+    if x_all.max() > 1.0:
+        x_all = x_all / 255.0
+    y_all = one_hot(np.asarray(labels, dtype=np.int64))
+    if len(x_all) < batch_size:
+        raise ValueError(f"{len(x_all)} digits is fewer than one batch of {batch_size}")
+
+    import keras
+    import tensorflow as tf
+
+    from .keras_model import Cvae
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = Cvae({**DEFAULT_CONFIG, **(config or {})})
+    steps_per_epoch = len(x_all) // batch_size
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch, alpha=0.05)
+    optimizer = keras.optimizers.Adam(schedule)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x_in, x_target, y, eps):
+        with tf.GradientTape() as tape:
+            mean, log_var = model.encode(x_in, y)
+            logits = model.decode_logits(model.reparameterize(mean, log_var, eps), y)
+            rec = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=x_target, logits=logits), [1, 2, 3])
+            kl = -0.5 * tf.reduce_sum(1.0 + log_var - tf.square(mean) - tf.exp(log_var), axis=1)
+            loss = tf.reduce_mean(rec + kl)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return tf.reduce_mean(rec), tf.reduce_mean(kl)
+
+    out_dir = Path(out_dir)
+    info = {
+        "trained_on": len(x_all),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "learning_rate": learning_rate,
+        "noisy_share": noisy_share,
+        "max_noise_prob": MAX_TRAIN_NOISE,
+    }
+    saved = {}
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        order = rng.permutation(len(x_all))[: steps_per_epoch * batch_size]
+        x_target = x_all[order]
+        # Corrupt a share of the encoder inputs; the reconstruction target stays clean.
+        noisy = rng.random(len(order)) < noisy_share
+        p = np.where(noisy, rng.uniform(0.0, MAX_TRAIN_NOISE, len(order)), 0.0)
+        x_in = corrupt(x_target, p, rng)
+        eps = rng.standard_normal((len(order), model.latent_dim), dtype=np.float32)
+        recs, kls = [], []
+        for s in range(0, len(order), batch_size):
+            b = slice(s, s + batch_size)
+            rec, kl = train_step(x_in[b, ..., None], x_target[b, ..., None], y_all[order[b]], eps[b])
+            recs.append(float(rec))
+            kls.append(float(kl))
+        info.update(final_reconstruction=float(np.mean(recs)), final_kl=float(np.mean(kls)), epochs_done=epoch)
+        saved = save_model(model, x_all, np.asarray(labels), out_dir, info)
+        log(
+            f"epoch {epoch}/{epochs}  reconstruction {np.mean(recs):.2f}  KL {np.mean(kls):.2f}  "
+            f"({time.perf_counter() - start:.1f} s)"
+        )
+    return saved

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Download the MNIST database into a folder, checksummed.
+#
+#   ./load_mnist.sh [DEST [FILE ...]]
+#
+# DEST defaults to $DIGITGENERATOR_MNIST_DATA, else mnist_data. FILEs default to all
+# four files below. Each file is fetched from the first mirror that gives the
+# right SHA-256, into a temporary file renamed into place only once verified; a
+# file already there with the right checksum is left alone. MNIST_MIRRORS
+# (space-separated base URLs) overrides the mirrors, e.g. for a local copy.
+set -euo pipefail
+
+# name  SHA-256 (the published checksums; digitgenerator/data.py holds the same table)
+FILES="
+train-images-idx3-ubyte.gz 440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609
+train-labels-idx1-ubyte.gz 3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c
+t10k-images-idx3-ubyte.gz 8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6
+t10k-labels-idx1-ubyte.gz f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6
+"
+# yann.lecun.com now refuses; these are the mirrors torchvision and TensorFlow Datasets use.
+MIRRORS=${MNIST_MIRRORS:-"https://ossci-datasets.s3.amazonaws.com/mnist/ https://storage.googleapis.com/cvdf-datasets/mnist/"}
+
+die() { echo "load_mnist.sh: $*" >&2; exit 1; }
+
+sha256() {
+    if command -v sha256sum >/dev/null; then sha256sum "$1" | cut -d' ' -f1
+    else shasum -a 256 "$1" | cut -d' ' -f1; fi
+}
+
+fetch() {  # fetch URL OUTFILE
+    if command -v curl >/dev/null; then
+        curl --fail --silent --show-error --location --connect-timeout 10 --max-time 600 -o "$2" "$1"
+    elif command -v wget >/dev/null; then
+        wget --quiet --timeout=10 -O "$2" "$1"
+    else
+        die "needs curl or wget"
+    fi
+}
+
+dest=${1:-${DIGITGENERATOR_MNIST_DATA:-mnist_data}}
+[ $# -gt 0 ] && shift
+wanted="$*"
+for name in $wanted; do
+    grep -q "^$name " <<< "$FILES" || die "unknown file $name (known: $(awk 'NF{printf "%s ", $1}' <<< "$FILES"))"
+done
+
+mkdir -p "$dest" || die "cannot create folder $dest"
+
+tmp=""
+trap '[ -n "$tmp" ] && rm -f "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+failed=0
+while read -r name digest; do
+    [ -n "$name" ] || continue
+    if [ -n "$wanted" ] && [[ " $wanted " != *" $name "* ]]; then continue; fi
+    target="$dest/$name"
+    if [ -f "$target" ] && [ "$(sha256 "$target")" = "$digest" ]; then
+        echo "$name: already there, checksum ok"
+        continue
+    fi
+    ok=0
+    for base in $MIRRORS; do
+        tmp=$(mktemp "$dest/.$name.XXXXXX")
+        if ! fetch "${base%/}/$name" "$tmp" 2>/dev/null; then
+            echo "$name: ${base%/}/ did not answer or refused" >&2
+        elif [ "$(sha256 "$tmp")" != "$digest" ]; then
+            echo "$name: ${base%/}/ sent a file with the wrong checksum" >&2
+        else
+            chmod "$(printf '%o' $(( 0666 & ~0$(umask) )))" "$tmp"  # mktemp made it 0600
+            mv -f "$tmp" "$target"
+            tmp=""
+            echo "$name: downloaded from ${base%/}/, checksum ok"
+            ok=1
+            break
+        fi
+        rm -f "$tmp"
+        tmp=""
+    done
+    if [ "$ok" = 0 ]; then
+        echo "$name: no mirror gave a good copy (no network?)" >&2
+        failed=1
+    fi
+done <<< "$FILES"
+
+if [ "$failed" = 1 ]; then
+    die "some files could not be downloaded; digitgenerator keeps using its embedded 5,000-digit sample"
+fi
+echo "MNIST is in $dest/"

@@ -1,0 +1,80 @@
+"""Shared fixtures: every test runs in its own empty working directory with a clean environment."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitgenerator.idx import write_idx
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = ROOT.parent / "shared" / "mnist"
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+HAS_TF = importlib.util.find_spec("tensorflow") is not None
+
+needs_shared_mnist = pytest.mark.skipif(
+    not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file(), reason=f"real MNIST test set not in {SHARED_MNIST}"
+)
+needs_fashion = pytest.mark.skipif(
+    not (FASHION / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)",
+)
+needs_tf = pytest.mark.skipif(not HAS_TF, reason="TensorFlow is not installed (pip install '.[train]')")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Run in tmp_path, with none of the user's digitgenerator variables."""
+    for var in ("DIGITGENERATOR_MNIST_DATA", "DIGITGENERATOR_CACHE", "DIGITGENERATOR_MODEL_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def make_digits(n_per_class: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Small synthetic digits: uint8 (10 * n, 28, 28) blobs whose column tells the label."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(10, dtype=np.uint8), n_per_class)
+    images = np.zeros((len(labels), 28, 28), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        images[i, 6:22, 4 + label : 8 + label] = rng.integers(128, 256, size=(16, 4))
+    return images, labels
+
+
+@pytest.fixture
+def mnist_folder(tmp_path):
+    """A folder with a tiny MNIST-format training pair (30 digits), plain IDX."""
+    folder = tmp_path / "tiny_mnist"
+    folder.mkdir()
+    images, labels = make_digits()
+    write_idx(folder / "train-images-idx3-ubyte", images)
+    write_idx(folder / "train-labels-idx1-ubyte", labels)
+    return folder
+
+
+def write_random_model(folder: Path, seed: int = 0) -> Path:
+    """A CVAE folder with random weights of the right shapes (no TensorFlow needed)."""
+    import json
+
+    from digitgenerator.model import CONFIG_FILE, DEFAULT_CONFIG, PRIOR_SHAPES, WEIGHTS_FILE, weight_shapes
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: (rng.standard_normal(s) * 0.1).astype(np.float32) for k, s in weight_shapes(DEFAULT_CONFIG).items()}
+    d = DEFAULT_CONFIG["latent_dim"]
+    for name, shape in PRIOR_SHAPES.items():
+        weights[name] = np.zeros(shape(d), np.float32)
+    weights["prior/label_mean"] = rng.standard_normal((10, d)).astype(np.float32)
+    weights["prior/label_chol"] = np.tile(np.eye(d, dtype=np.float32), (10, 1, 1))
+    weights["prior/style_chol"] = np.eye(d, dtype=np.float32)
+    np.savez(folder / WEIGHTS_FILE, **weights)
+    (folder / CONFIG_FILE).write_text(json.dumps(DEFAULT_CONFIG))
+    return folder
+
+
+@pytest.fixture
+def random_model(tmp_path):
+    return write_random_model(tmp_path / "random_model")

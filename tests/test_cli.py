@@ -1,0 +1,112 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from digitgenerator import __version__
+from digitgenerator.cli import main
+from digitgenerator.png import read_png
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_digits_spacing_outfile(capsys, tmp_path):
+    code, out, err = run(capsys, "--digits", "1", "3", "5", "--spacing", "2", "5", "--outfile", "seq.png")
+    assert code == 0, err
+    image = read_png(tmp_path / "seq.png")
+    assert image.shape[0] == 28 and 88 <= image.shape[1] <= 94
+    assert "seq.png: 135" in out
+
+
+def test_width_is_exact_and_default_outfile(capsys, tmp_path):
+    assert run(capsys, "--digits", "1", "3", "5", "--width", "200")[0] == 0
+    assert read_png(tmp_path / "image_out.png").shape == (28, 200)
+
+
+def test_seed_gives_identical_files(capsys, tmp_path):
+    run(capsys, "--random", "6", "--seed", "7", "--outfile", "a.png")
+    run(capsys, "--random", "6", "--seed", "7", "--outfile", "b.png")
+    run(capsys, "--random", "6", "--seed", "8", "--outfile", "c.png")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert (tmp_path / "a.png").read_bytes() != (tmp_path / "c.png").read_bytes()
+
+
+def test_invert_gives_black_ink_on_white(capsys, tmp_path):
+    run(capsys, "--digits", "8", "--seed", "1", "--outfile", "w.png")
+    run(capsys, "--digits", "8", "--seed", "1", "--invert", "--outfile", "b.png")
+    np.testing.assert_allclose(read_png(tmp_path / "b.png"), 1 - read_png(tmp_path / "w.png"), atol=1e-6)
+    assert read_png(tmp_path / "b.png")[0, 0] == 1.0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--digits", "1", "10"], "a digit must be between 0 and 9, got 10"),
+        (["--digits", "1", "x"], "a digit must be an integer"),
+        (["--digits", "1", "3", "--spacing", "5", "2"], "min is greater than max"),
+        (["--digits", "1", "2", "3", "--width", "10"], "too narrow"),
+        (["--digits", "1", "--outfile", "/nonexistent/x.png"], "does not exist"),
+        (["--digits", "1", "--outfile", "x.jpg"], "must end in .png"),
+        (["--random", "-3"], "--random must be between 1"),
+        (["--random", "0"], "--random must be between 1"),
+        (["--digits", "1", "--random", "3"], "not allowed with"),
+        ([], "one of the arguments --digits --random is required"),
+        (["--digits", "1", "--cvae", "2"], "invalid choice"),
+        (["--digits", "1", "--seed", "-1"], "--seed must be"),
+        (["--digits", "1", "--same-style"], "need --cvae 1"),
+        (["--digits", "1", "--denoise", "1.5"], "noise probability must be between 0 and 1"),
+        (["--digits", "1", "--bogus"], "unrecognized arguments"),
+    ],
+)
+def test_bad_arguments_one_line_exit_2_no_file(capsys, tmp_path, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("generate_png: error:") and message in err
+    assert "Traceback" not in err
+    assert list(tmp_path.glob("**/*.png")) == []
+
+
+def test_missing_model_says_so(capsys, tmp_path):
+    code, _, err = run(capsys, "--digits", "1", "--cvae", "1", "--model-dir", str(tmp_path / "none"))
+    assert code == 1 and "no CVAE model" in err and err.count("\n") == 1
+    assert not (tmp_path / "image_out.png").exists()
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == f"generate_png {__version__}"
+
+
+def test_fallback_note_is_one_line(capsys):
+    from digitgenerator import data
+
+    data._warned_folders.clear()
+    code, _, err = run(capsys, "--digits", "4")
+    assert code == 0 and err.startswith("generate_png: note: no MNIST files") and err.count("\n") == 1
+
+
+def test_cvae_options(capsys, tmp_path, random_model):
+    base = ["--cvae", "1", "--model-dir", str(random_model), "--seed", "3"]
+    assert run(capsys, "--random", "5", *base, "--outfile", "v.png")[0] == 0
+    assert read_png(tmp_path / "v.png").shape == (28, 5 * 28 + 4 * 4)
+    assert run(capsys, "--digits", "1", "2", *base, "--same-style", "--temperature", "0.5", "--outfile", "s.png")[0] == 0
+    assert run(capsys, "--digits", "1", "2", "--denoise", "0.3", "--model-dir", str(random_model), "--outfile", "d.png")[0] == 0
+
+
+def test_real_subprocess(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "digitgenerator", "--digits", "0", "7", "--seed", "1", "--outfile", "p.png"],
+        cwd=tmp_path, capture_output=True, text=True, env={"PATH": "", "PYTHONPATH": str(__import__("conftest").ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert read_png(tmp_path / "p.png").shape == (28, 60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "digitgenerator", "--digits", "12"],
+        cwd=tmp_path, capture_output=True, text=True, env={"PATH": "", "PYTHONPATH": str(__import__("conftest").ROOT)},
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr

@@ -1,0 +1,117 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from digitgenerator import Digitgenerator
+from digitgenerator.png import read_png
+
+from conftest import ROOT, make_digits
+
+
+@pytest.fixture
+def gen(mnist_folder, tmp_path):
+    return Digitgenerator(mnist_folder, tmp_path / "cache", seed=0)
+
+
+def test_documented_attributes(gen):
+    assert gen.labels.dtype == np.int8 and gen.labels.shape == (30,)
+    assert gen.images.dtype == np.float32 and gen.images.shape == (30, 28, 28)
+    assert 0.0 <= gen.images.min() and gen.images.max() <= 1.0
+    for digit, indices in gen.label_index.items():
+        assert (gen.labels[indices] == digit).all() and len(indices) == 3
+
+
+def test_draw_from_mnist_uses_real_digits_of_the_requested_labels(gen):
+    image = gen.draw_from_mnist([3, 0, 9], spacing_range=(2, 2))
+    assert image.shape == (28, 88) and image.dtype == np.float32
+    expected_images, expected_labels = make_digits()
+    for k, digit in enumerate([3, 0, 9]):
+        box = image[:, k * 30 : k * 30 + 28]
+        matches = [np.allclose(box, expected_images[i] / 255.0) for i in np.flatnonzero(expected_labels == digit)]
+        assert any(matches)
+
+
+def test_same_seed_same_image(mnist_folder, tmp_path):
+    a = Digitgenerator(mnist_folder, tmp_path, seed=7).draw_from_mnist([1, 2, 3, 4], (0, 9))
+    b = Digitgenerator(mnist_folder, tmp_path, seed=7).draw_from_mnist([1, 2, 3, 4], (0, 9))
+    np.testing.assert_array_equal(a, b)
+    gen = Digitgenerator(mnist_folder, tmp_path)
+    np.testing.assert_array_equal(gen.draw_from_mnist([1, 2, 3, 4], (0, 9), seed=7), a)
+
+
+def test_original_smoke_test(tmp_path):
+    gen = Digitgenerator()  # defaults: ./mnist_data (absent here) falls back to the embedded sample
+    rng = np.random.default_rng()
+    digits = rng.integers(0, 10, rng.integers(5, 11))
+    image = gen.draw_from_mnist(digits, (1, 2), 0)
+    assert image.shape[0] == 28 and 28 * len(digits) + len(digits) - 1 <= image.shape[1]
+    gen.save_latest_as_png(tmp_path / "test_output.png")
+    assert (tmp_path / "test_output.png").is_file()
+
+
+def test_png_is_pixel_exact_gray(gen, tmp_path):
+    image = gen.draw_from_mnist([1, 2], (3, 3), 70)
+    gen.save_latest_as_png(tmp_path / "a.png")
+    from PIL import Image
+
+    with Image.open(tmp_path / "a.png") as png:
+        assert png.mode == "L" and png.size == (70, 28)
+    np.testing.assert_allclose(read_png(tmp_path / "a.png"), image, atol=0.5 / 255)
+    gen.save_latest_as_png(tmp_path / "inv.png", invert=True)
+    np.testing.assert_allclose(read_png(tmp_path / "inv.png"), 1 - image, atol=0.5 / 255)
+
+
+def test_png_errors_leave_nothing_behind(gen, tmp_path):
+    gen.draw_from_mnist([1])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        gen.save_latest_as_png(tmp_path / "missing" / "x.png")
+    with pytest.raises(ValueError, match="must end in .png"):
+        gen.save_latest_as_png(tmp_path / "x.jpg")
+    assert list(tmp_path.glob("**/*.png")) == []
+    readonly = tmp_path / "ro"
+    readonly.mkdir(mode=0o555)
+    if os.access(readonly, os.W_OK):
+        pytest.skip("running as a user who can write anywhere (root)")
+    with pytest.raises(PermissionError, match="not writable"):
+        gen.save_latest_as_png(readonly / "x.png")
+
+
+def test_nothing_drawn_yet(gen):
+    with pytest.raises(ValueError, match="no image yet"):
+        gen.save_latest_as_png()
+
+
+def test_print_latest_does_not_block(gen, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    gen.draw_from_mnist([4, 2])
+    gen.print_latest(size=(4, 2))
+
+
+def test_missing_label_in_data_is_a_clear_error(tmp_path):
+    from digitgenerator.idx import write_idx
+
+    images, labels = make_digits()
+    keep = labels != 7
+    write_idx(tmp_path / "train-images-idx3-ubyte", images[keep])
+    write_idx(tmp_path / "train-labels-idx1-ubyte", labels[keep])
+    with pytest.raises(ValueError, match="no digit 7"):
+        Digitgenerator(tmp_path, tmp_path).draw_from_mnist([7])
+
+
+def test_bad_seed():
+    with pytest.raises(ValueError, match="seed"):
+        Digitgenerator(seed=-1)
+
+
+def test_import_is_light():
+    code = (
+        "import sys, digitgenerator; from digitgenerator import Digitgenerator, Vae;"
+        "bad = [m for m in ('tensorflow', 'keras', 'matplotlib.pyplot', 'PIL.Image') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
