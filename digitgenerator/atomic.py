@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import threading
 from pathlib import Path
+
+TMP_SUFFIX = ".tmp"
+
+
+def temp_name(path: Path) -> Path:
+    """A hidden sibling of `path`, unique to this process and thread."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}{TMP_SUFFIX}")
 
 
 @contextlib.contextmanager
@@ -13,28 +20,38 @@ def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds.
 
     os.replace is atomic on POSIX and Windows when both names are on one file
-    system, which a sibling temporary file guarantees.
+    system, which a sibling temporary file guarantees; the name is unique per
+    process and thread, so concurrent writers never share one.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    # mkstemp makes the file 0600; give it the mode a plain open() would.
-    os.chmod(tmp, 0o666 & ~_umask())
+    tmp = temp_name(path)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write bytes to `path` atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporary files left in `folder` by processes that no longer run; return how many."""
+    removed = 0
+    for tmp in folder.glob(f".*{TMP_SUFFIX}"):
+        try:
+            pid = int(tmp.name.rsplit(".", 2)[-2].split("-")[0])
+            os.kill(pid, 0)
+        except (ValueError, IndexError):
+            continue  # not one of ours
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+            removed += 1
+        except PermissionError:
+            pass  # alive, someone else's
+    return removed

@@ -193,3 +193,73 @@ def _train(args) -> int:
 def train_main(argv=None) -> int:
     """digitgenerator-train: train the CVAE."""
     return _run("digitgenerator-train", build_train_parser, _train, argv)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shard must look like I/N (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"shard {i}/{n}: need 0 <= I < N (shards are numbered from 0)")
+    return i, n
+
+
+def _non_negative_float(what: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{what} must be a non-negative number, got {text!r}")
+        return value
+
+    return parse
+
+
+def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.ArgumentParser:
+    p = OneLineParser(prog=prog, description="Write N labelled digit-sequence images and a JSON Lines manifest, for OCR training.")
+    p.add_argument("--count", "-n", type=_int_in(0, None, "--count"), required=True, help="number of images (whole job, all shards)")
+    p.add_argument("--out", required=True, help="output folder (created); re-run the same command to resume")
+    p.add_argument("--length", nargs=2, type=_int_in(1, 1000, "length"), default=[1, 8], metavar=("MIN", "MAX"), help="digits per image (default: 1 8)")
+    p.add_argument("--spacing", nargs=2, type=_int_in(0, None, "spacing"), default=[4, 4], metavar=("MIN", "MAX"), help="pixels between digits (default: 4 4)")
+    p.add_argument("--width", type=_int_in(0, 100_000, "--width"), default=None, help="exact image width (default: natural)")
+    p.add_argument("--stretch", action="store_true", help="resize digits to meet --width when spacing cannot")
+    p.add_argument("--ink-spacing", action="store_true", help="spacing measured between ink rather than 28-pixel boxes")
+    p.add_argument("--source", choices=("mnist", "cvae"), default="mnist", help="real MNIST digits or CVAE samples (default: mnist)")
+    p.add_argument("--invert", action="store_true", help="black ink on white")
+    p.add_argument("--rotate", type=_non_negative_float("--rotate"), default=0.0, metavar="DEG", help="random rotation up to +/-DEG degrees")
+    p.add_argument("--shear", type=_non_negative_float("--shear"), default=0.0, metavar="DEG", help="random shear up to +/-DEG degrees")
+    p.add_argument("--elastic", type=_non_negative_float("--elastic"), default=0.0, metavar="ALPHA", help="elastic distortion strength in pixels (try 8)")
+    p.add_argument("--thickness", type=_int_in(0, 3, "--thickness"), default=0, metavar="PX", help="random stroke thickening/thinning up to PX pixels")
+    p.add_argument("--seed", type=_int_in(0, None, "--seed"), default=0, help="same seed, same dataset (default: 0)")
+    p.add_argument("--workers", type=_int_in(1, 256, "--workers"), default=1, help="worker processes (default: 1)")
+    p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="write only shard I of N (0-based); manifests concatenate")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--model-dir", default=None, help="CVAE folder for --source cvae")
+    _data_options(p)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def _dataset(args) -> int:
+    from .augment import Augment
+    from .dataset import DatasetSpec, export
+
+    spec = DatasetSpec(
+        count=args.count, length=tuple(args.length), spacing=tuple(args.spacing), width=args.width,
+        source=args.source, invert=args.invert, ink_spacing=args.ink_spacing,
+        fit="stretch" if args.stretch else "pad", seed=args.seed,
+        augment=Augment(rotate=args.rotate, shear=args.shear, elastic=args.elastic, thickness=args.thickness),
+    )
+    manifest = export(spec, args.out, args.shard, args.workers, args.mnist_folder, args.cache_dir,
+                      args.model_dir, progress=not args.no_progress)
+    with open(manifest, encoding="utf-8") as f:
+        print(f"{manifest}: {sum(1 for _ in f)} images")
+    return 0
+
+
+def dataset_main(argv=None) -> int:
+    """digitgenerator-dataset: export a synthetic OCR dataset."""
+    return _run("digitgenerator-dataset", build_dataset_parser, _dataset, argv)

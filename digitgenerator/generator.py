@@ -40,9 +40,11 @@ class Digitgenerator:
         model_dir: str | os.PathLike | None = None,
     ):
         self._uint8_images, self.labels, self.source = load_mnist(mnist_folder, preprocessed_folder)
-        order = np.argsort(self.labels, kind="stable")
-        bounds = np.searchsorted(self.labels[order], np.arange(11))
-        self.label_index = {d: order[bounds[d] : bounds[d + 1]] for d in range(10)}
+        # Indices sorted by label: the digits labelled d are _order[_starts[d]:_starts[d + 1]].
+        self._order = np.argsort(self.labels, kind="stable")
+        self._starts = np.searchsorted(self.labels[self._order], np.arange(11))
+        self._counts = np.diff(self._starts)
+        self.label_index = {d: self._order[self._starts[d] : self._starts[d + 1]] for d in range(10)}
         self.rng = make_rng(seed)
         self.model_dir = model_dir
         self._vae = None
@@ -73,12 +75,12 @@ class Digitgenerator:
 
     def pick(self, digits, rng: np.random.Generator) -> np.ndarray:
         """Indices of random real digits of the given labels: (n,)."""
-        counts = np.array([len(self.label_index[d]) for d in digits])
+        digits = np.asarray(digits, dtype=np.int64)
+        counts = self._counts[digits]
         if np.any(counts == 0):
-            missing = sorted({int(d) for d, c in zip(digits, counts) if c == 0})
-            raise ValueError(f"the loaded MNIST data has no digit {missing[0]}; load the full set with ./load_mnist.sh")
-        pos = rng.integers(0, counts)
-        return np.array([self.label_index[d][p] for d, p in zip(digits, pos)], dtype=np.int64)
+            missing = int(digits[counts == 0][0])
+            raise ValueError(f"the loaded MNIST data has no digit {missing}; load the full set with ./load_mnist.sh")
+        return self._order[self._starts[digits] + rng.integers(0, counts)]
 
     def real_digits(self, digits, rng: np.random.Generator) -> np.ndarray:
         """Random real digits of the given labels: float32 (n, 28, 28)."""
@@ -142,7 +144,10 @@ class Digitgenerator:
         elif isinstance(style, str) and style == "shared":
             z = np.tile(vae.sample_style(rng, temperature), (len(digits), 1))
         else:
-            latent = np.asarray(style, dtype=np.float32)
+            try:
+                latent = np.asarray(style, dtype=np.float32)
+            except (TypeError, ValueError):
+                latent = np.zeros(0, np.float32)
             if latent.shape != (vae.latent_dim,) or not np.all(np.isfinite(latent)):
                 raise ValueError(
                     f"style must be None, 'shared' or a finite latent vector of shape ({vae.latent_dim},), "

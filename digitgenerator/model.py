@@ -205,7 +205,18 @@ class Vae:
         self.model_dir = find_model_dir(model_dir)
         self.config, self.weights = load_weights(self.model_dir)
         self.latent_dim = int(self.config["latent_dim"])
+        self.sharpness = float(self.config.get("sharpness", 1.0))
         self.batch_size = batch_size
+
+    @classmethod
+    def from_weights(cls, config: dict, weights: dict[str, np.ndarray], batch_size: int = 1024) -> "Vae":
+        """A Vae over in-memory weights (npz layout), e.g. straight from a Keras model."""
+        vae = cls.__new__(cls)
+        vae.model_dir, vae.config, vae.weights = None, dict(config), weights
+        vae.latent_dim = int(config["latent_dim"])
+        vae.sharpness = float(config.get("sharpness", 1.0))
+        vae.batch_size = batch_size
+        return vae
 
     def _w(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
         return self.weights[f"{layer}/kernel"], self.weights[f"{layer}/bias"]
@@ -248,8 +259,14 @@ class Vae:
         return np.concatenate(out) if out else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32)
 
     def decode(self, z, labels) -> np.ndarray:
-        """Pixel means of p(x | z, y): float32 (N, 28, 28) in [0, 1]."""
-        return sigmoid(self.decode_logits(z, labels)).astype(np.float32)
+        """The digit for latents z and labels: float32 (N, 28, 28) in [0, 1].
+
+        sigmoid(sharpness * logits). With sharpness 1 this is the Bernoulli mean,
+        which blurs each stroke by the decoder's uncertainty about where it lies;
+        training calibrates sharpness so that the pixel-intensity histogram of
+        samples matches the training digits' (train.calibrate_sharpness).
+        """
+        return sigmoid(self.sharpness * self.decode_logits(z, labels)).astype(np.float32)
 
     def sample_latents(self, labels, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
         """One latent per label from the prior fitted to the training digits: (N, latent_dim).

@@ -1,0 +1,119 @@
+"""Speed of the things users wait for. Prints a Markdown table of medians and ratios.
+
+    python bench/speed.py [--repeat 7] [--quick]
+
+Run from anywhere once the package is installed (or from the repo root). Each
+figure is a median over --repeat runs taken in this one invocation; the cold
+command-line times alternate with `python -c "import numpy"` so that both see
+the same machine load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from digitgenerator import Digitgenerator  # noqa: E402
+from digitgenerator.data import load_mnist, sample_source  # noqa: E402
+from digitgenerator.dataset import DatasetSpec, export  # noqa: E402
+from digitgenerator.idx import read_images_and_labels, write_idx  # noqa: E402
+
+
+def median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def cli_command() -> list[str]:
+    exe = shutil.which("generate_png")
+    return [exe] if exe else [sys.executable, "-m", "digitgenerator"]
+
+
+def cold_cli(args: list[str], repeat: int, cwd: Path) -> tuple[float, float]:
+    """Median wall time of a fresh generate_png process and of `python -c "import numpy"`."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = lambda cmd: subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)  # noqa: E731
+    run(cli_command() + args)  # warm the digit cache and the OS file cache
+    ours, numpy_only = [], []
+    for _ in range(repeat):
+        for cmd, out in ((cli_command() + args, ours), ([sys.executable, "-c", "import numpy"], numpy_only)):
+            start = time.perf_counter()
+            run(cmd)
+            out.append(time.perf_counter() - start)
+    return statistics.median(ours), statistics.median(numpy_only)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="digitgenerator speed figures")
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="smaller dataset runs")
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ours, base = cold_cli(["--digits", "1", "3", "5", "--outfile", "a.png"], args.repeat, tmp)
+        rows.append(("cold `generate_png --digits 1 3 5`", f"{ours * 1000:.0f} ms", f"{ours / base:.2f}x `import numpy` ({base * 1000:.0f} ms)", "<= 3x"))
+        ours, base = cold_cli(["--random", "5", "--cvae", "1", "--seed", "3", "--outfile", "b.png"], args.repeat, tmp)
+        rows.append(("cold `generate_png --random 5 --cvae 1 --seed 3`", f"{ours * 1000:.0f} ms", f"{ours / base:.2f}x `import numpy` ({base * 1000:.0f} ms)", "<= 4x"))
+
+        # 60,000 digits: the embedded sample tiled 12 times, cached once, then timed warm.
+        images, labels = read_images_and_labels(sample_source().images, sample_source().labels)
+        big = tmp / "mnist60k"
+        big.mkdir()
+        write_idx(big / "train-images-idx3-ubyte", np.tile(images, (12, 1, 1)))
+        write_idx(big / "train-labels-idx1-ubyte", np.tile(labels, 12))
+        load_mnist(big, tmp / "cache")
+        start_up = median_time(lambda: Digitgenerator(big, tmp / "cache"), args.repeat)
+        rows.append(("`Digitgenerator()` start-up, warm cache of 60,000", f"{start_up * 1000:.1f} ms", "", "<= 50 ms"))
+
+        gen = Digitgenerator(big, tmp / "cache", seed=0)
+        n = 2000
+        seq = median_time(lambda: [gen.draw_from_mnist(gen.rng.integers(0, 10, 10), (2, 6)) for _ in range(n)], 3)
+        rows.append(("10-digit sequences from MNIST", f"{n / seq:,.0f} /s", "", ""))
+
+        vae = gen.vae
+        want = gen.rng.integers(0, 10, 10_000)
+        vae.sample(want[:100], gen.rng)
+        t = median_time(lambda: vae.sample(want, gen.rng), 3)
+        rows.append(("CVAE digits in batch (10,000 per call)", f"{10_000 / t:,.0f} /s", "", ">= 10,000 /s"))
+        n = 100
+        seq = median_time(lambda: [gen.sample_from_vae(gen.rng.integers(0, 10, 10), (2, 6)) for _ in range(n)], 3)
+        rows.append(("10-digit sequences from the CVAE", f"{n / seq:,.0f} /s", "", ""))
+
+        count = 2000 if args.quick else 6000
+        for source, workers in (("mnist", 1), ("mnist", 2), ("cvae", 1), ("cvae", 2)):
+            spec = DatasetSpec(count=count, length=(8, 8), source=source)
+            out = tmp / f"ds-{source}-{workers}"
+            start = time.perf_counter()
+            export(spec, out, workers=workers, mnist_folder=big, preprocessed_folder=tmp / "cache", progress=False)
+            rate = count / (time.perf_counter() - start)
+            rows.append((f"dataset export, 8 digits, {source}, {workers} worker(s)", f"{rate:,.0f} images/s",
+                         f"{rate / workers:,.0f} /s per worker", ">= 2,000 /s per core" if source == "mnist" else ""))
+            shutil.rmtree(out)
+
+    print(f"digitgenerator speed, {os.cpu_count()} cores, Python {sys.version.split()[0]}, numpy {np.__version__}\n")
+    print("| what | median | ratio | target |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

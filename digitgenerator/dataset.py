@@ -1,0 +1,282 @@
+"""Synthetic OCR datasets: many labelled digit-sequence images, reproducible and resumable.
+
+Image i of a job is a pure function of (seed, i): its own random stream
+`numpy.random.default_rng([seed, i])` draws its length, digits, source digits
+or latents, augmentation and spacing. So the result does not depend on how the
+job is split into shards, workers or interrupted runs.
+
+On disk: `DIR/NNNNNNN.png` (the global index) and a JSON Lines manifest, one
+line per image: {"file", "text", "boxes": [[x, width], ...], "width"}. A line is
+appended only after its PNG has been renamed into place, so every line names a
+complete file; a re-run skips the indices already listed and finishes the job.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from . import __version__
+from .atomic import remove_stale_temporaries
+from .augment import Augment
+from .compose import check_spacing, check_width, compose
+from .data import IMAGE_SIZE, NUM_CLASSES
+from .png import write_png
+
+SOURCES = ("mnist", "cvae")
+JOB_FILE = "dataset.json"
+CHUNK = 64  # images per task handed to a worker
+PNG_LEVEL = 1
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What to generate: `count` images of `length` (min, max) random digits each."""
+
+    count: int
+    length: tuple[int, int] = (1, 8)
+    spacing: tuple[int, int] = (4, 4)
+    width: int | None = None
+    source: str = "mnist"
+    invert: bool = False
+    ink_spacing: bool = False
+    fit: str = "pad"
+    seed: int = 0
+    augment: Augment = field(default_factory=Augment)
+
+    def __post_init__(self):
+        if isinstance(self.count, bool) or not isinstance(self.count, (int, np.integer)) or self.count < 0:
+            raise ValueError(f"count {self.count!r} must be a non-negative integer")
+        try:
+            lo, hi = (int(v) for v in self.length)
+        except (TypeError, ValueError):
+            raise ValueError(f"length {self.length!r} must be two integers (min, max)") from None
+        if lo < 1 or lo > hi:
+            raise ValueError(f"length range {lo} {hi}: need 1 <= min <= max")
+        object.__setattr__(self, "length", (lo, hi))
+        object.__setattr__(self, "spacing", check_spacing(self.spacing))
+        object.__setattr__(self, "width", check_width(self.width))
+        if self.source not in SOURCES:
+            raise ValueError(f"source {self.source!r} is not one of {SOURCES}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed {self.seed!r} must be a non-negative integer")
+        need = hi * IMAGE_SIZE + (hi - 1) * self.spacing[0]
+        if self.width is not None and self.fit == "pad" and self.width < need:
+            raise ValueError(
+                f"width {self.width} cannot hold {hi} digits with spacing >= {self.spacing[0]}: "
+                f"use at least {need}, fewer digits, or stretch"
+            )
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "length": list(self.length), "spacing": list(self.spacing)}
+
+    @property
+    def max_width(self) -> int:
+        """The widest image this spec can produce."""
+        lo_len, hi_len = self.length
+        return self.width or hi_len * IMAGE_SIZE + (hi_len - 1) * self.spacing[1]
+
+
+def item_rng(seed: int, index: int) -> np.random.Generator:
+    """The random stream of image `index`: independent of shards, workers and restarts."""
+    return np.random.default_rng([seed, index])
+
+
+def make_items(gen, spec: DatasetSpec, indices) -> list[tuple[np.ndarray, str, list]]:
+    """Images (float32 (28, W)), digit strings and boxes for the given global indices."""
+    rngs = [item_rng(spec.seed, int(i)) for i in indices]
+    digits = [rng.integers(0, NUM_CLASSES, int(rng.integers(spec.length[0], spec.length[1], endpoint=True))) for rng in rngs]
+    if spec.source == "cvae":
+        # Draw every image's latents from its own stream, then decode them all in one batch.
+        latents = [gen.vae.sample_latents(d, rng) for d, rng in zip(digits, rngs)]
+        decoded = gen.vae.decode(np.concatenate(latents), np.concatenate(digits))
+        glyph_sets = np.split(decoded, np.cumsum([len(d) for d in digits])[:-1])
+    else:
+        glyph_sets = [gen.real_digits(d, rng) for d, rng in zip(digits, rngs)]
+    items = []
+    for d, glyphs, rng in zip(digits, glyph_sets, rngs):
+        glyphs = [spec.augment.apply(g, rng) for g in glyphs]
+        image, layout = compose(glyphs, spec.spacing, spec.width, rng, spec.fit, spec.ink_spacing)
+        items.append((image, "".join(map(str, d)), layout.boxes()))
+    return items
+
+
+def shard_range(count: int, shard: tuple[int, int]) -> range:
+    """Global indices of shard i of n: contiguous, disjoint, covering 0..count-1."""
+    i, n = shard
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"shard {i}/{n}: need 0 <= I < N (shards are numbered from 0)")
+    return range(i * count // n, (i + 1) * count // n)
+
+
+def manifest_name(shard: tuple[int, int]) -> str:
+    i, n = shard
+    return "manifest.jsonl" if n == 1 else f"manifest-{i:05d}-of-{n:05d}.jsonl"
+
+
+def read_manifest(path: Path) -> list[dict]:
+    """Manifest rows; a torn last line (from a kill mid-write) is cut off the file."""
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    keep = raw[: raw.rfind(b"\n") + 1]
+    if len(keep) != len(raw):
+        with open(path, "r+b") as f:
+            f.truncate(len(keep))
+    return [json.loads(line) for line in keep.decode().splitlines() if line]
+
+
+# Worker state: one Digitgenerator per process, built by _init.
+_worker: dict = {}
+
+
+def _init(gen_args: tuple, spec: DatasetSpec, out_dir: str) -> None:
+    from .generator import Digitgenerator
+
+    _worker.update(gen=Digitgenerator(*gen_args[:2], model_dir=gen_args[2]), spec=spec, out=Path(out_dir))
+
+
+def _work(indices: list[int]) -> list[dict]:
+    gen, spec, out = _worker["gen"], _worker["spec"], _worker["out"]
+    rows = []
+    for index, (image, text, boxes) in zip(indices, make_items(gen, spec, indices)):
+        name = f"{index:07d}.png"
+        # The folder was checked up front; zlib level 1 halves encoding time for ~10% more bytes.
+        write_png(out / name, image, spec.invert, check=False, level=PNG_LEVEL)
+        rows.append({"file": name, "text": text, "boxes": boxes, "width": int(image.shape[1])})
+    return rows
+
+
+def export(
+    spec: DatasetSpec,
+    out_dir: str | os.PathLike,
+    shard: tuple[int, int] = (0, 1),
+    workers: int = 1,
+    mnist_folder="mnist_data",
+    preprocessed_folder=".",
+    model_dir=None,
+    progress: bool = True,
+) -> Path:
+    """Write this shard's images and manifest into out_dir; resume if it was interrupted.
+
+    Returns the manifest path. Raises ValueError, before writing anything, when
+    out_dir holds a different job.
+    """
+    indices = shard_range(spec.count, shard)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers {workers!r} must be a positive integer")
+    out = Path(out_dir)
+    job = {"digitgenerator_version": __version__, "spec": spec.to_json()}
+    job_path = out / JOB_FILE
+    if job_path.exists():
+        previous = json.loads(job_path.read_text())
+        if previous.get("spec") != job["spec"]:
+            raise ValueError(f"{out} holds a different dataset job ({job_path}); use another folder or the same options")
+    gen_args = (mnist_folder, preprocessed_folder, model_dir)
+    _init(gen_args, spec, str(out))  # fail here (bad data, no model) before anything is written
+    if spec.source == "cvae":
+        _worker["gen"].vae  # noqa: B018 - load now, so a missing model stops the job up front
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise PermissionError(f"cannot write into {out}")
+    remove_stale_temporaries(out)  # from an earlier run that was killed mid-write
+    if not job_path.exists():
+        from .atomic import atomic_write_bytes
+
+        atomic_write_bytes(job_path, (json.dumps(job, indent=2) + "\n").encode())
+    manifest = out / manifest_name(shard)
+    done = {row["file"] for row in read_manifest(manifest)}
+    todo = [i for i in indices if f"{i:07d}.png" not in done]
+    chunks = [todo[s : s + CHUNK] for s in range(0, len(todo), CHUNK)]
+    bar = Progress(len(indices), len(indices) - len(todo), enabled=progress)
+    with open(manifest, "a", encoding="utf-8") as log:
+        if workers == 1 or len(chunks) <= 1:
+            results = map(_work, chunks)
+            pool = None
+        else:
+            pool = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn").Pool(
+                workers, _init, (gen_args, spec, str(out))
+            )
+            results = pool.imap(_work, chunks)  # in order, so the manifest stays sorted
+        try:
+            for rows in results:
+                log.write("".join(json.dumps(row) + "\n" for row in rows))
+                log.flush()
+                bar.advance(len(rows))
+        finally:
+            if pool is not None:
+                pool.terminate()
+    bar.close()
+    return manifest
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line per 10% when stderr is not a terminal)."""
+
+    def __init__(self, total: int, done: int = 0, enabled: bool = True):
+        self.total, self.done, self.enabled = total, done, enabled and total > 0
+        self.start, self.first = time.perf_counter(), done
+        self.tty = sys.stderr.isatty()
+        self.last_decile = -1
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        rate = (self.done - self.first) / max(time.perf_counter() - self.start, 1e-9)
+        filled = 30 * self.done // self.total
+        line = f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} images, {rate:,.0f}/s"
+        if self.tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif 10 * self.done // self.total > self.last_decile:
+            self.last_decile = 10 * self.done // self.total
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            print(file=sys.stderr)
+
+
+def batches(
+    gen,
+    spec: DatasetSpec,
+    batch_size: int = 64,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(images, labels) batches for training loops, the same images `export` writes.
+
+    images: float32 (B, 28, W) with W = spec.max_width (narrower images are
+    padded on the right with background; inverted when spec.invert). labels:
+    int64 (B, max_length), the digits, padded with -1. Covers indices
+    start..stop-1 (stop defaults to spec.count).
+    """
+    stop = spec.count if stop is None else stop
+    width, max_len = spec.max_width, spec.length[1]
+    for s in range(start, stop, batch_size):
+        items = make_items(gen, spec, range(s, min(s + batch_size, stop)))
+        images = np.zeros((len(items), IMAGE_SIZE, width), np.float32)
+        labels = np.full((len(items), max_len), -1, np.int64)
+        for k, (image, text, _) in enumerate(items):
+            images[k, :, : image.shape[1]] = image
+            labels[k, : len(text)] = [int(c) for c in text]
+        yield (1.0 - images if spec.invert else images), labels
+
+
+def tf_dataset(gen, spec: DatasetSpec, batch_size: int = 64):
+    """A tf.data.Dataset of the `batches` (needs TensorFlow, imported only here)."""
+    import tensorflow as tf
+
+    signature = (
+        tf.TensorSpec((None, IMAGE_SIZE, spec.max_width), tf.float32),
+        tf.TensorSpec((None, spec.length[1]), tf.int64),
+    )
+    return tf.data.Dataset.from_generator(lambda: batches(gen, spec, batch_size), output_signature=signature)

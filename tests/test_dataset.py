@@ -1,0 +1,170 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from digitgenerator import Digitgenerator
+from digitgenerator.augment import Augment
+from digitgenerator.cli import dataset_main
+from digitgenerator.dataset import DatasetSpec, batches, export, make_items, read_manifest
+from digitgenerator.png import read_png
+
+from conftest import ROOT, needs_tf
+
+
+def pngs(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.png"))}
+
+
+def test_ten_thousand_images_match_their_manifest(tmp_path, capsys):
+    code = dataset_main(["--count", "10000", "--out", "ds", "--length", "1", "8", "--workers", "2", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    rows = read_manifest(tmp_path / "ds" / "manifest.jsonl")
+    assert [r["file"] for r in rows] == [f"{i:07d}.png" for i in range(10_000)]
+    # Independent check of the digits: every box must hold, pixel for pixel, a real
+    # MNIST digit with the label the manifest states.
+    gen = Digitgenerator()
+    label_of = {bytes(img.tobytes()): int(lab) for img, lab in zip(gen._uint8_images, gen.labels)}
+    lengths = set()
+    for row in rows:
+        image = np.rint(read_png(tmp_path / "ds" / row["file"]) * 255).astype(np.uint8)
+        assert image.shape == (28, row["width"])
+        assert len(row["boxes"]) == len(row["text"])
+        lengths.add(len(row["text"]))
+        for (x, w), char in zip(row["boxes"], row["text"]):
+            assert w == 28 and label_of.get(image[:, x : x + w].tobytes()) == int(char)
+    assert lengths == set(range(1, 9))
+
+
+def test_interrupted_run_resumes_to_the_same_files(tmp_path):
+    args = ["--count", "1500", "--length", "6", "8", "--rotate", "5", "--seed", "4", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    code = "import sys; from digitgenerator.cli import dataset_main; sys.exit(dataset_main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, *args, "--out", "cut"], env=env)
+    manifest = tmp_path / "cut" / "manifest.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not manifest.exists() or manifest.stat().st_size < 20_000):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = read_manifest(manifest)
+    assert 0 < len(partial) < 1500, "the run was not interrupted mid-way"
+    for row in partial:  # consistent at every moment: each line names a complete file
+        assert read_png(tmp_path / "cut" / row["file"]).shape[1] == row["width"]
+    assert dataset_main([*args, "--out", "cut"]) == 0
+    assert dataset_main([*args, "--out", "whole"]) == 0
+    assert pngs(tmp_path / "cut") == pngs(tmp_path / "whole")
+    assert manifest.read_text() == (tmp_path / "whole" / "manifest.jsonl").read_text()
+    assert [p.name for p in (tmp_path / "cut").iterdir() if p.name.startswith(".")] == []
+    assert dataset_main([*args, "--out", "cut"]) == 0  # a finished job re-runs as a no-op
+    assert len(read_manifest(manifest)) == 1500
+
+
+def test_shards_split_the_job_without_overlap(tmp_path):
+    base = ["--count", "101", "--length", "2", "3", "--seed", "9", "--no-progress"]
+    assert dataset_main([*base, "--out", "all"]) == 0
+    for i in range(3):
+        assert dataset_main([*base, "--out", "shards", "--shard", f"{i}/3"]) == 0
+    joined = "".join((tmp_path / "shards" / f"manifest-{i:05d}-of-00003.jsonl").read_text() for i in range(3))
+    assert joined == (tmp_path / "all" / "manifest.jsonl").read_text()
+    assert pngs(tmp_path / "shards") == pngs(tmp_path / "all")
+
+
+def test_workers_do_not_change_the_result(tmp_path):
+    base = ["--count", "300", "--seed", "2", "--no-progress", "--ink-spacing", "--elastic", "6", "--thickness", "1"]
+    assert dataset_main([*base, "--out", "one"]) == 0
+    assert dataset_main([*base, "--out", "two", "--workers", "2"]) == 0
+    assert pngs(tmp_path / "one") == pngs(tmp_path / "two")
+
+
+def test_other_options_reach_the_images(tmp_path):
+    assert dataset_main(["--count", "20", "--out", "w", "--width", "300", "--invert", "--length", "3", "5", "--no-progress"]) == 0
+    for row in read_manifest(tmp_path / "w" / "manifest.jsonl"):
+        image = read_png(tmp_path / "w" / row["file"])
+        assert image.shape == (28, 300) and image[0, 0] == 1.0  # white paper
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--count", "5", "--length", "0", "3"], "length must be between 1"),
+        (["--count", "5", "--length", "4", "2"], "length range 4 2"),
+        (["--count", "-1"], "--count must be >= 0"),
+        (["--count", "5", "--source", "gan"], "invalid choice"),
+        (["--count", "5", "--shard", "3/2"], "shard 3/2"),
+        (["--count", "5", "--shard", "x"], "shard must look like I/N"),
+        (["--count", "5", "--width", "50", "--length", "3", "3"], "width 50 cannot hold 3 digits"),
+        (["--count", "5", "--rotate", "-4"], "--rotate must be a non-negative number"),
+        (["--count", "5", "--rotate", "400"], "too large"),
+        (["--count", "5", "--source", "cvae", "--model-dir", "nowhere"], "no CVAE model"),
+    ],
+)
+def test_bad_options_one_line_nothing_written(tmp_path, capsys, argv, message):
+    code = dataset_main([*argv, "--out", "bad"])
+    err = capsys.readouterr().err
+    assert code != 0 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_folder_holding_another_job_is_refused(tmp_path, capsys):
+    assert dataset_main(["--count", "3", "--out", "d", "--no-progress"]) == 0
+    assert dataset_main(["--count", "3", "--out", "d", "--seed", "1", "--no-progress"]) == 2
+    assert "holds a different dataset job" in capsys.readouterr().err
+
+
+def test_cvae_source(tmp_path, random_model):
+    spec = DatasetSpec(count=12, length=(2, 4), source="cvae", seed=1)
+    manifest = export(spec, tmp_path / "c", model_dir=random_model, progress=False)
+    assert len(read_manifest(manifest)) == 12
+
+
+def test_batches_for_training_loops_match_the_export(tmp_path):
+    spec = DatasetSpec(count=10, length=(2, 5), spacing=(1, 3), seed=5)
+    gen = Digitgenerator()
+    (images, labels), (rest, _) = list(batches(gen, spec, batch_size=8))
+    assert images.shape == (8, 28, 5 * 28 + 4 * 3) and images.dtype == np.float32
+    assert rest.shape[0] == 2
+    items = make_items(gen, spec, range(8))
+    for k, (image, text, _) in enumerate(items):
+        np.testing.assert_array_equal(images[k, :, : image.shape[1]], image)
+        assert "".join(str(d) for d in labels[k] if d >= 0) == text
+        assert (labels[k, len(text) :] == -1).all()
+
+
+@needs_tf
+def test_tf_dataset_adapter():
+    from digitgenerator.dataset import tf_dataset
+
+    spec = DatasetSpec(count=6, length=(1, 3), seed=0)
+    (images, labels), = [(x.numpy(), y.numpy()) for x, y in tf_dataset(Digitgenerator(), spec, batch_size=6)]
+    assert images.shape == (6, 28, 3 * 28 + 2 * 4) and labels.shape == (6, 3)
+
+
+def test_tf_is_not_imported_without_the_adapter():
+    code = "import sys; import digitgenerator.dataset; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True).stdout
+    assert out.strip() == "False"
+
+
+def test_augmentation_is_seeded_and_bounded():
+    digit = np.zeros((28, 28), np.float32)
+    digit[6:22, 12:16] = 1.0
+    aug = Augment(rotate=15, shear=10, elastic=8, thickness=1)
+    a = aug.apply(digit, np.random.default_rng(3))
+    b = aug.apply(digit, np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (28, 28) and 0 <= a.min() and a.max() <= 1 and not np.array_equal(a, digit)
+    assert Augment().apply(digit, np.random.default_rng(0)) is digit  # off by default
+    rotated = Augment(rotate=90).apply(digit, np.random.default_rng(0))
+    assert rotated.sum() > 0.5 * digit.sum()  # the stroke is moved, not lost
+
+
+@pytest.mark.parametrize("kwargs", [{"rotate": -1}, {"thickness": 1.5}, {"elastic": float("nan")}])
+def test_bad_augmentation(kwargs):
+    with pytest.raises(ValueError):
+        Augment(**kwargs)

@@ -1,0 +1,212 @@
+import json
+
+import numpy as np
+import pytest
+
+from digitgenerator import Digitgenerator, Vae
+from digitgenerator.model import WEIGHTS_FILE, conv2d, conv2d_transpose, shipped_model_dir
+
+from conftest import needs_tf, write_random_model
+
+
+def reference_conv2d(x, kernel, stride):
+    """Direct loops over TensorFlow's SAME padding: the independent reference."""
+    n, h, w, cin = x.shape
+    k, cout = kernel.shape[0], kernel.shape[3]
+    ho, wo = -(-h // stride), -(-w // stride)
+    pad_h = max((ho - 1) * stride + k - h, 0) // 2
+    pad_w = max((wo - 1) * stride + k - w, 0) // 2
+    out = np.zeros((n, ho, wo, cout))
+    for i in range(ho):
+        for j in range(wo):
+            for a in range(k):
+                for b in range(k):
+                    r, c = i * stride + a - pad_h, j * stride + b - pad_w
+                    if 0 <= r < h and 0 <= c < w:
+                        out[:, i, j] += x[:, r, c] @ kernel[a, b]
+    return out
+
+
+@pytest.mark.parametrize("k, stride, size", [(3, 2, 28), (3, 2, 14), (4, 2, 28), (3, 1, 7)])
+def test_conv2d_matches_direct_loops(k, stride, size):
+    rng = np.random.default_rng(k + size)
+    x = rng.standard_normal((2, size, size, 3))
+    kernel = rng.standard_normal((k, k, 3, 5))
+    np.testing.assert_allclose(conv2d(x, kernel, np.zeros(5), stride), reference_conv2d(x, kernel, stride), atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [3, 4])
+def test_conv2d_transpose_is_the_adjoint_of_conv2d(k):
+    # <T(x), y> = <x, C(y)>: the transposed convolution is the adjoint of the strided one.
+    rng = np.random.default_rng(k)
+    kernel = rng.standard_normal((k, k, 4, 6))  # transposed layout (k, k, out=4, in=6)
+    x = rng.standard_normal((1, 7, 7, 6))
+    y = rng.standard_normal((1, 14, 14, 4))
+    lhs = np.sum(conv2d_transpose(x, kernel, np.zeros(4), 2) * y)
+    rhs = np.sum(x * conv2d(y, kernel, np.zeros(6), 2))
+    assert lhs == pytest.approx(rhs, rel=1e-10)
+
+
+@pytest.fixture
+def gen(random_model):
+    return Digitgenerator(seed=0, model_dir=random_model)
+
+
+def test_sample_from_vae_contract(gen):
+    image = gen.sample_from_vae([1, 2, 3], (2, 5))
+    assert image.dtype == np.float32 and image.shape[0] == 28 and 88 <= image.shape[1] <= 94
+    assert 0 <= image.min() and image.max() <= 1
+    assert gen.sample_from_vae([1, 2, 3], (2, 5), 150).shape == (28, 150)
+    np.testing.assert_array_equal(gen.sample_from_vae([4, 5], seed=3), gen.sample_from_vae([4, 5], seed=3))
+    assert not np.array_equal(gen.sample_from_vae([4, 5], seed=3), gen.sample_from_vae([4, 5], seed=4))
+
+
+def test_shared_style_uses_one_latent_for_every_digit(gen):
+    image = gen.sample_from_vae([3, 3, 3], (0, 0), style="shared", seed=1)
+    np.testing.assert_allclose(image[:, :28], image[:, 28:56], atol=1e-6)  # BLAS may round rows differently
+    independent = gen.sample_from_vae([3, 3, 3], (0, 0), seed=1)
+    assert np.abs(independent[:, :28] - independent[:, 28:56]).max() > 1e-3
+
+
+def test_style_of_a_real_digit(gen):
+    z = gen.style_of(gen.images[0], gen.labels[0])
+    assert z.shape == (gen.vae.latent_dim,)
+    image = gen.sample_from_vae([0, 1], (0, 0), style=z)
+    np.testing.assert_allclose(image[:, :28], gen.vae.decode(z[None], [0])[0], atol=1e-6)
+
+
+def test_temperature_zero_is_the_label_mean(gen):
+    a = gen.sample_from_vae([7], temperature=0, seed=1)
+    b = gen.sample_from_vae([7], temperature=0, seed=2)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_denoise_keeps_clean_and_noisy(gen):
+    out = gen.denoise([1, 2], (3, 3), noise_prob=0.3)
+    assert out.shape == gen.latest_clean.shape == gen.latest_noisy.shape == (28, 59)
+    assert not np.array_equal(gen.latest_clean, gen.latest_noisy)
+    gen.denoise([1, 2], (3, 3), noise_prob=0.0)
+    np.testing.assert_array_equal(gen.latest_clean, gen.latest_noisy)
+
+
+def test_ff_autoencode_takes_a_list(gen):
+    out = gen.vae.ff_autoencode([gen.images[0], gen.images[1]], [gen.labels[0], gen.labels[1]])
+    assert out.shape == (2, 28, 28) and out.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda g: g.sample_from_vae([10]), "not an integer 0-9"),
+        (lambda g: g.denoise([1], noise_prob=1.5), "noise_prob 1.5"),
+        (lambda g: g.sample_from_vae([1], style="bold"), "style must be"),
+        (lambda g: g.sample_from_vae([1], style=np.zeros(3)), "style must be"),
+        (lambda g: g.sample_from_vae([1], temperature=-1), "temperature"),
+        (lambda g: g.vae.encode(np.zeros((2, 28, 28)), [1]), "2 images but 1 labels"),
+        (lambda g: g.vae.encode(np.zeros((2, 20, 20)), [1, 2]), "28x28"),
+        (lambda g: g.vae.decode(np.zeros((1, 16)), [11]), "label 11"),
+    ],
+)
+def test_bad_inputs(gen, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(gen)
+
+
+def test_missing_and_corrupt_weights(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cvae.npz is missing; train one"):
+        Vae(tmp_path / "none")
+    folder = write_random_model(tmp_path / "m")
+    (folder / WEIGHTS_FILE).write_bytes(b"PK\x03\x04 garbage")
+    with pytest.raises(ValueError, match="corrupt"):
+        Vae(folder)
+    folder = write_random_model(tmp_path / "m2")
+    with np.load(folder / WEIGHTS_FILE) as npz:
+        weights = dict(npz)
+    weights["latent_mean/kernel"] = weights["latent_mean/kernel"][:, :3]
+    np.savez(folder / WEIGHTS_FILE, **weights)
+    with pytest.raises(ValueError, match="latent_mean/kernel has shape"):
+        Vae(folder)
+    weights = dict(np.load(write_random_model(tmp_path / "m3") / WEIGHTS_FILE))
+    weights["decoder_grid/bias"][0] = np.nan
+    np.savez(tmp_path / "m3" / WEIGHTS_FILE, **weights)
+    with pytest.raises(ValueError, match="NaN"):
+        Vae(tmp_path / "m3")
+    (tmp_path / "m2" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a valid CVAE config"):
+        Vae(tmp_path / "m2")
+
+
+def test_model_lookup_order(tmp_path, monkeypatch):
+    assert Vae().model_dir == shipped_model_dir()
+    local = write_random_model(tmp_path / "tf_vae_files")
+    assert Vae().model_dir.resolve() == local.resolve()  # ./tf_vae_files wins over the shipped model
+    other = write_random_model(tmp_path / "other")
+    monkeypatch.setenv("DIGITGENERATOR_MODEL_DIR", str(other))
+    assert Vae().model_dir == other
+    assert Vae(local).model_dir == local
+
+
+def test_shipped_model_writes_recognisable_digits():
+    """1-nearest-neighbour on the embedded sample (no TensorFlow) reads the CVAE's digits."""
+    gen = Digitgenerator(seed=0)
+    train = gen.images.reshape(len(gen.labels), -1)
+    labels = np.repeat(np.arange(10), 50)
+    fake = gen.vae.sample(labels, np.random.default_rng(1)).reshape(len(labels), -1)
+    d = (fake**2).sum(1)[:, None] - 2 * fake @ train.T + (train**2).sum(1)[None]
+    accuracy = np.mean(gen.labels[np.argmin(d, axis=1)] == labels)
+    assert accuracy >= 0.95
+    config = json.loads((gen.vae.model_dir / "config.json").read_text())
+    assert config["latent_dim"] == gen.vae.latent_dim and "keras_version" in config
+
+
+def test_shipped_model_denoises():
+    gen = Digitgenerator(seed=0)
+    clean = gen.images[::50]
+    from digitgenerator.noise import corrupt
+
+    noisy = corrupt(clean, 0.5, np.random.default_rng(0))
+    restored = gen.vae.ff_autoencode(noisy, gen.labels[::50])
+    assert np.mean((restored - clean) ** 2) < 0.2 * np.mean((noisy - clean) ** 2)
+
+
+@needs_tf
+def test_numpy_matches_keras_on_random_inputs():
+    from digitgenerator.keras_model import Cvae
+    from digitgenerator.model import one_hot
+
+    keras_model = Cvae()  # fresh random weights
+    vae = Vae.from_weights(keras_model.arch, keras_model.named_weights())
+    rng = np.random.default_rng(0)
+    x = rng.random((50, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 50)
+    mean_k, log_var_k = (np.asarray(t) for t in keras_model.encode(x[..., None], one_hot(y)))
+    mean_n, log_var_n = vae.encode(x, y)
+    z = rng.standard_normal((50, vae.latent_dim)).astype(np.float32)
+    logits_k = np.asarray(keras_model.decode_logits(z, one_hot(y)))[..., 0]
+    assert np.abs(mean_k - mean_n).max() <= 1e-4 and np.abs(log_var_k - log_var_n).max() <= 1e-4
+    assert np.abs(logits_k - vae.decode_logits(z, y)).max() <= 1e-4
+    assert np.abs(np.asarray(keras_model.decode(z, one_hot(y)))[..., 0] - vae.decode(z, y)).max() <= 1e-4
+
+
+@needs_tf
+def test_training_round_trip(tmp_path, mnist_folder, capsys):
+    from digitgenerator.cli import train_main
+    from digitgenerator.keras_model import Cvae
+    from digitgenerator.model import one_hot
+
+    code = train_main(["--epochs", "2", "--batch-size", "10", "--seed", "1", "--out-dir", "model",
+                       "--mnist-folder", str(mnist_folder)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "epoch 2/2" in err
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["epochs_done"] == 2 and config["trained_on"] == 30 and config["seed"] == 1
+    vae = Vae(tmp_path / "model")
+    keras_model = Cvae(config)
+    keras_model.load_weights(tmp_path / "model" / "cvae.weights.h5")  # the Keras checkpoint
+    x = np.random.default_rng(0).random((5, 28, 28), dtype=np.float32)
+    y = np.arange(5)
+    np.testing.assert_allclose(np.asarray(keras_model((x[..., None], one_hot(y))))[..., 0], vae.ff_autoencode(x, y), atol=1e-4)
+    gen = Digitgenerator(mnist_folder, seed=2, model_dir=tmp_path / "model")
+    assert gen.sample_from_vae([1, 2]).shape == (28, 60)
+    assert not list((tmp_path / "model").glob(".*"))  # no temporary files left
