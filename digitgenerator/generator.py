@@ -142,7 +142,7 @@ class Digitgenerator:
         if style is None:
             z = vae.sample_latents(digits, rng, temperature)
         elif isinstance(style, str) and style == "shared":
-            z = np.tile(vae.sample_style(rng, temperature), (len(digits), 1))
+            z = np.tile(vae.sample_style(rng, temperature, digits), (len(digits), 1))
         else:
             try:
                 latent = np.asarray(style, dtype=np.float32)
@@ -207,12 +207,13 @@ class Digitgenerator:
 
         Returns the saved config with its final losses.
         """
-        try:
-            from .train import train_cvae
-        except ModuleNotFoundError as exc:
-            raise ModuleNotFoundError(
-                f"training needs TensorFlow ({exc.name} is missing): pip install 'digitgenerator[train]'"
-            ) from None
+        import importlib.util
+
+        for module in ("tensorflow", "keras"):
+            if importlib.util.find_spec(module) is None:
+                raise ModuleNotFoundError(f"training needs TensorFlow ({module} is missing): pip install 'digitgenerator[train]'")
+        from .train import train_cvae
+
         config = train_cvae(
             self._uint8_images, self.labels, out_dir, epochs, batch_size, seed, learning_rate, log=log
         )
@@ -233,7 +234,10 @@ class Digitgenerator:
 
     @staticmethod
     def _show(images, titles, size=(15, 5)) -> None:
-        import matplotlib.pyplot as plt
+        try:
+            import matplotlib.pyplot as plt
+        except ModuleNotFoundError:
+            raise ModuleNotFoundError("showing images needs matplotlib: pip install 'digitgenerator[plot]'") from None
 
         fig, axes = plt.subplots(len(images), 1, figsize=size, squeeze=False)
         for ax, image, title in zip(axes[:, 0], images, titles):

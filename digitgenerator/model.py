@@ -163,7 +163,7 @@ def shipped_model_dir() -> Path:
 def load_weights(model_dir: str | os.PathLike | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """(config, float32 weights by name) from a model folder, checked against each other."""
     folder = find_model_dir(model_dir)
-    fix = "train one with `generate_png --train` or pass model_dir= the folder that holds cvae.npz"
+    fix = "train one with `digitgenerator-train`, or point model_dir / --model-dir at a folder holding cvae.npz"
     weights_path, config_path = folder / WEIGHTS_FILE, folder / CONFIG_FILE
     for path in (weights_path, config_path):
         if not path.is_file():
@@ -206,6 +206,7 @@ class Vae:
         self.config, self.weights = load_weights(self.model_dir)
         self.latent_dim = int(self.config["latent_dim"])
         self.sharpness = float(self.config.get("sharpness", 1.0))
+        self.truncation_radius = float(self.config.get("truncation_radius", np.inf))
         self.batch_size = batch_size
 
     @classmethod
@@ -215,6 +216,7 @@ class Vae:
         vae.model_dir, vae.config, vae.weights = None, dict(config), weights
         vae.latent_dim = int(config["latent_dim"])
         vae.sharpness = float(config.get("sharpness", 1.0))
+        vae.truncation_radius = float(config.get("truncation_radius", np.inf))
         vae.batch_size = batch_size
         return vae
 
@@ -258,42 +260,78 @@ class Vae:
             out.append(conv2d_transpose(h, *self._w("pixel_logits"), stride=2)[..., 0])
         return np.concatenate(out) if out else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32)
 
-    def decode(self, z, labels) -> np.ndarray:
+    def decode(self, z, labels, sharpness: float | None = None) -> np.ndarray:
         """The digit for latents z and labels: float32 (N, 28, 28) in [0, 1].
 
         sigmoid(sharpness * logits). With sharpness 1 this is the Bernoulli mean,
         which blurs each stroke by the decoder's uncertainty about where it lies;
-        training calibrates sharpness so that the pixel-intensity histogram of
-        samples matches the training digits' (train.calibrate_sharpness).
+        training calibrates the model's sharpness so that the pixel-intensity
+        histogram of its samples matches the training digits' (see
+        train.calibrate_sharpness). None uses that calibrated value.
         """
-        return sigmoid(self.sharpness * self.decode_logits(z, labels)).astype(np.float32)
+        scale = self.sharpness if sharpness is None else sharpness
+        return sigmoid(scale * self.decode_logits(z, labels)).astype(np.float32)
+
+    def standard_normal(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(n, latent_dim) standard normal draws, each redrawn until its norm is within
+        the model's truncation radius (the "truncation trick", Brock et al. 2019, sec. 3.1):
+        the rare far tails of the fitted prior decode to ambiguous digits."""
+        eps = rng.standard_normal((n, self.latent_dim), dtype=np.float32)
+        for _ in range(100):
+            far = np.einsum("ij,ij->i", eps, eps) > self.truncation_radius**2
+            if not far.any():
+                break
+            eps[far] = rng.standard_normal((int(far.sum()), self.latent_dim), dtype=np.float32)
+        return eps
 
     def sample_latents(self, labels, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
         """One latent per label from the prior fitted to the training digits: (N, latent_dim).
 
         z = mu_y + T * L_y @ eps, a Gaussian per label fitted to the encoder means of
         the training digits (the aggregate posterior), rather than N(0, I): the
-        region of latent space the decoder was really trained on.
+        region of latent space the decoder was really trained on. eps is truncated
+        (see standard_normal).
         """
         labels = np.asarray(labels)
         one_hot(labels)  # validates
-        eps = rng.standard_normal((len(labels), self.latent_dim), dtype=np.float32)
+        eps = self.standard_normal(len(labels), rng)
         mu, chol = self.weights["prior/label_mean"][labels], self.weights["prior/label_chol"][labels]
         return mu + temperature * np.einsum("nij,nj->ni", chol, eps)
 
-    def sample_style(self, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
-        """One handwriting: a latent (latent_dim,) from the prior pooled over all labels."""
-        eps = rng.standard_normal(self.latent_dim, dtype=np.float32)
-        return self.weights["prior/style_mean"] + temperature * self.weights["prior/style_chol"] @ eps
+    def sample_style(self, rng: np.random.Generator, temperature: float = 1.0, labels=None) -> np.ndarray:
+        """One handwriting: a single latent (latent_dim,) to decode every digit of a sequence with.
+
+        With `labels`, z is drawn from the Gaussian whose precision is the mean of
+        the precisions of those labels' fitted priors, P = mean(P_y), and whose
+        mean is precision-weighted, m = P^-1 mean(P_y mu_y): a latent typical for
+        every requested digit at once. Without, from the prior pooled over all labels.
+        """
+        if labels is None:
+            mean, chol = self.weights["prior/style_mean"], self.weights["prior/style_chol"]
+        else:
+            distinct = np.unique(np.asarray(labels))
+            one_hot(distinct)  # validates
+            chols = self.weights["prior/label_chol"][distinct].astype(np.float64)
+            precisions = np.linalg.inv(chols @ chols.transpose(0, 2, 1))
+            precision = precisions.mean(axis=0)
+            cov = np.linalg.inv(precision)
+            mean = cov @ np.einsum("kij,kj->i", precisions, self.weights["prior/label_mean"][distinct]) / len(distinct)
+            chol = np.linalg.cholesky((cov + cov.T) / 2)
+        eps = self.standard_normal(1, rng)[0]
+        return (mean + temperature * chol @ eps).astype(np.float32)
 
     def sample(self, labels, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
         """New digits of the given labels: float32 (N, 28, 28)."""
         return self.decode(self.sample_latents(labels, rng, temperature), labels)
 
     def ff_autoencode(self, images, labels) -> np.ndarray:
-        """Encode and decode (at the posterior mean): a list or array of 28x28 in, (N, 28, 28) out."""
+        """Encode and decode at the posterior mean: a list or array of 28x28 in, (N, 28, 28) out.
+
+        Returns the Bernoulli mean (no sharpening): the estimate with the least
+        expected squared error, which is what denoising is judged by.
+        """
         mean, _ = self.encode(images, labels)
-        return self.decode(mean, labels)
+        return self.decode(mean, labels, sharpness=1.0)
 
 
 def _as_images(images) -> np.ndarray:

@@ -168,3 +168,16 @@ def test_augmentation_is_seeded_and_bounded():
 def test_bad_augmentation(kwargs):
     with pytest.raises(ValueError):
         Augment(**kwargs)
+
+
+def test_stale_temporaries_of_dead_writers_are_cleaned(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid now names no running process
+    out = tmp_path / "d"
+    out.mkdir()
+    stale = out / f".0000000.png.{dead.pid}-1.tmp"
+    stale.write_bytes(b"half a png")
+    alive = out / f".0000001.png.{os.getpid()}-1.tmp"
+    alive.write_bytes(b"being written")
+    export(DatasetSpec(count=2, length=(1, 1)), out, progress=False)
+    assert not stale.exists() and alive.exists()

@@ -4,6 +4,9 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from digitgenerator import Digitgenerator
 from digitgenerator.png import read_png
@@ -115,3 +118,17 @@ def test_import_is_light():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float32, st.tuples(st.integers(1, 40), st.integers(1, 300)), elements=st.floats(0, 1, width=32)))
+def test_png_encoder_is_read_back_exactly_by_pillow(image):
+    from PIL import Image
+    import io
+
+    from digitgenerator.png import encode_png, to_uint8
+
+    gray = to_uint8(image)
+    with Image.open(io.BytesIO(encode_png(gray))) as png:
+        assert png.mode == "L"
+        np.testing.assert_array_equal(np.asarray(png), gray)
