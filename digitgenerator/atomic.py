@@ -10,9 +10,10 @@ from pathlib import Path
 TMP_SUFFIX = ".tmp"
 
 
-def temp_name(path: Path) -> Path:
+def temp_name(path: str | os.PathLike) -> str:
     """A hidden sibling of `path`, unique to this process and thread."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}{TMP_SUFFIX}")
+    folder, name = os.path.split(os.fspath(path))
+    return os.path.join(folder, f".{name}.{os.getpid()}-{threading.get_ident()}{TMP_SUFFIX}")
 
 
 @contextlib.contextmanager
@@ -23,21 +24,27 @@ def atomic_path(path: str | os.PathLike):
     system, which a sibling temporary file guarantees; the name is unique per
     process and thread, so concurrent writers never share one.
     """
-    path = Path(path)
     tmp = temp_name(path)
     try:
-        yield tmp
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to `path` atomically."""
-    with atomic_path(path) as tmp:
+    """Write bytes to `path` atomically (plain strings here: this is the dataset export's hot path)."""
+    tmp = temp_name(path)
+    try:
         with open(tmp, "wb") as f:
             f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def remove_stale_temporaries(folder: Path) -> int:

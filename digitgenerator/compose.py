@@ -130,11 +130,13 @@ def plan_layout(
             f"image_width {width} is too narrow for {len(widths)} digits with spacing >= {lo}: "
             f"at least {ink + n_gaps * lo} pixels are needed (or use fit='stretch' to squeeze them)"
         )
-    offsets = margin + np.concatenate([[0], np.cumsum(np.asarray(widths[:-1]) + gaps)]).astype(int)
-    canvas = int(offsets[-1]) + widths[-1] + margin
+    offsets = [margin]
+    for w, gap in zip(widths, gaps.tolist()):
+        offsets.append(offsets[-1] + w + gap)
+    canvas = offsets[len(widths) - 1] + widths[-1] + margin
     if width is not None and fit == "pad":
         canvas = width  # the right margin takes the odd pixel
-    return Layout(tuple(int(o) for o in offsets), tuple(widths), canvas, width or canvas)
+    return Layout(tuple(offsets[: len(widths)]), tuple(widths), canvas, width or canvas)
 
 
 def ink_bounds(glyph: np.ndarray, threshold: float = INK_THRESHOLD) -> tuple[int, int]:

@@ -138,10 +138,17 @@ def read_manifest(path: Path) -> list[dict]:
 _worker: dict = {}
 
 
-def _init(gen_args: tuple, spec: DatasetSpec, out_dir: str) -> None:
+def _init(gen_args: tuple, spec: DatasetSpec, out_dir: str, threads: int | None = None) -> None:
     from .generator import Digitgenerator
 
-    _worker.update(gen=Digitgenerator(*gen_args[:2], model_dir=gen_args[2]), spec=spec, out=Path(out_dir))
+    gen = Digitgenerator(*gen_args[:2], model_dir=gen_args[2])
+    if spec.source == "cvae" and threads == 1:
+        # Several worker processes share the cores: one thread each, BLAS included.
+        from .model import _blas_controller
+
+        gen.vae.threads = 1
+        _worker["blas_limit"] = _blas_controller().limit(limits=1, user_api="blas")
+    _worker.update(gen=gen, spec=spec, out=str(out_dir))
 
 
 def _work(indices: list[int]) -> list[dict]:
@@ -150,7 +157,7 @@ def _work(indices: list[int]) -> list[dict]:
     for index, (image, text, boxes) in zip(indices, make_items(gen, spec, indices)):
         name = f"{index:07d}.png"
         # The folder was checked up front; zlib level 1 halves encoding time for ~10% more bytes.
-        write_png(out / name, image, spec.invert, check=False, level=PNG_LEVEL)
+        write_png(os.path.join(out, name), image, spec.invert, check=False, level=PNG_LEVEL)
         rows.append({"file": name, "text": text, "boxes": boxes, "width": int(image.shape[1])})
     return rows
 
@@ -182,8 +189,6 @@ def export(
             raise ValueError(f"{out} holds a different dataset job ({job_path}); use another folder or the same options")
     gen_args = (mnist_folder, preprocessed_folder, model_dir)
     _init(gen_args, spec, str(out))  # fail here (bad data, no model) before anything is written
-    if spec.source == "cvae":
-        _worker["gen"].vae  # noqa: B018 - load now, so a missing model stops the job up front
     out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise PermissionError(f"cannot write into {out}")
@@ -203,7 +208,7 @@ def export(
             pool = None
         else:
             pool = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn").Pool(
-                workers, _init, (gen_args, spec, str(out))
+                workers, _init, (gen_args, spec, str(out), 1)
             )
             results = pool.imap(_work, chunks)  # in order, so the manifest stays sorted
         try:

@@ -63,9 +63,9 @@ def write_png(
     filename: str | os.PathLike, image: np.ndarray, invert: bool = False, check: bool = True, level: int = 6
 ) -> Path:
     """Write a (H, W) float image as an H x W 8-bit grayscale PNG, atomically (level: zlib 1-9)."""
-    path = check_png_path(filename) if check else Path(filename)
+    path = check_png_path(filename) if check else filename
     atomic_write_bytes(path, encode_png(to_uint8(image, invert), level))
-    return path
+    return Path(path)
 
 
 def read_png(filename: str | os.PathLike) -> np.ndarray:
