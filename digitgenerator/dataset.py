@@ -189,6 +189,8 @@ def export(
             raise ValueError(f"{out} holds a different dataset job ({job_path}); use another folder or the same options")
     gen_args = (mnist_folder, preprocessed_folder, model_dir)
     _init(gen_args, spec, str(out))  # fail here (bad data, no model) before anything is written
+    if spec.source == "cvae":
+        _worker["gen"].vae  # noqa: B018 - loads the model now, so a missing one stops the job up front
     out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise PermissionError(f"cannot write into {out}")
