@@ -120,8 +120,9 @@ def cache_path(source: MnistSource, cache_folder: Path) -> Path:
 
 def _idx_count(path: Path, magic: int) -> int:
     """The item count from an IDX header, reading only its first 8 bytes."""
-    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
-    with opener(path, "rb") as f:
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    with (gzip.open if gzipped else open)(path, "rb") as f:
         head = f.read(8)
     if len(head) < 8 or struct.unpack(">I", head[:4])[0] != magic:
         raise ValueError(f"{path}: not an IDX file with magic number {magic}")

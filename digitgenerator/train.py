@@ -35,6 +35,7 @@ PRIOR_JITTER = 1e-4  # added to covariance diagonals so the Cholesky factor alwa
 # Sampling redraws the 20% of standard-normal latents farthest from the mean: chosen
 # on the training digits' look; bench/quality.py shows its effect on held-out digits.
 TRUNCATION = 0.8
+CALIBRATE_EVERY = 25  # epochs between sharpness calibrations during training
 
 
 def fit_prior(means: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -94,8 +95,13 @@ def calibrate_sharpness(vae, images: np.ndarray, labels: np.ndarray, seed: int =
     return float(SHARPNESS_GRID[int(np.argmin(distances))])
 
 
-def save_model(model, images: np.ndarray, labels: np.ndarray, out_dir: Path, info: dict) -> dict:
-    """Write cvae.npz (weights + fitted prior), config.json and the Keras checkpoint, each atomically."""
+def save_model(
+    model, images: np.ndarray, labels: np.ndarray, out_dir: Path, info: dict, sharpness: float | None = None
+) -> dict:
+    """Write cvae.npz (weights + fitted prior), config.json and the Keras checkpoint, each atomically.
+
+    sharpness None calibrates it (a few seconds); a number reuses an earlier calibration.
+    """
     import keras
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +115,9 @@ def save_model(model, images: np.ndarray, labels: np.ndarray, out_dir: Path, inf
 
     radius = float(np.sqrt(chi2.ppf(TRUNCATION, model.arch["latent_dim"])))
     sampling = {"truncation": TRUNCATION, "truncation_radius": radius}
-    sampling["sharpness"] = calibrate_sharpness(Vae.from_weights({**model.arch, **sampling}, weights), images, labels)
+    if sharpness is None:
+        sharpness = calibrate_sharpness(Vae.from_weights({**model.arch, **sampling}, weights), images, labels)
+    sampling["sharpness"] = sharpness
     npz_path = out_dir / WEIGHTS_FILE
     with atomic_path(npz_path) as tmp:
         with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
@@ -214,7 +222,10 @@ def train_cvae(
             recs.append(float(rec))
             kls.append(float(kl))
         info.update(final_reconstruction=float(np.mean(recs)), final_kl=float(np.mean(kls)), epochs_done=epoch)
-        saved = save_model(model, x_all, np.asarray(labels), out_dir, info)
+        # Calibrating the sharpness costs seconds: do it now and then and at the end;
+        # the checkpoints in between carry the latest value.
+        calibrate = epoch == epochs or epoch % CALIBRATE_EVERY == 1
+        saved = save_model(model, x_all, np.asarray(labels), out_dir, info, None if calibrate else saved["sharpness"])
         log(
             f"epoch {epoch}/{epochs}  reconstruction {np.mean(recs):.2f}  KL {np.mean(kls):.2f}  "
             f"({time.perf_counter() - start:.1f} s)"
