@@ -63,24 +63,23 @@ def _probability(text: str) -> float:
 
 
 def _run(prog: str, build, work, argv) -> int:
-    """Parse, run, and turn every expected failure into one line on stderr."""
+    """Parse, run, and turn every expected failure into one line on stderr.
+
+    Warnings (such as the embedded-sample note) are held back and printed as
+    "prog: note: ..." lines after a success; a failure prints only its error.
+    """
     parser = build(prog)
-
-    def note(message, category, filename, lineno, file=None, line=None):
-        print(f"{prog}: note: {message}", file=sys.stderr)
-
     try:
         args = parser.parse_args(argv)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as notes:
             warnings.simplefilter("default")
-            warnings.showwarning = note
-            return work(args)
+            code = work(args)
+        for note in notes:
+            print(f"{prog}: note: {note.message}", file=sys.stderr)
+        return code
     except _Exit as exc:
         return exc.status
-    except UsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
-    except ValueError as exc:
+    except (UsageError, ValueError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except (OSError, ModuleNotFoundError) as exc:
@@ -132,7 +131,8 @@ def _check_outfile(path) -> None:
 
 
 def _generate(args) -> int:
-    from .compose import check_spacing
+    from .compose import check_spacing, plan_layout
+    from .data import IMAGE_SIZE
     from .generator import Digitgenerator, make_rng
     from .png import write_png
 
@@ -142,11 +142,14 @@ def _generate(args) -> int:
         raise UsageError("--same-style and --temperature need --cvae 1")
     if args.cvae == 1 and args.denoise is not None:
         raise UsageError("--denoise already uses the CVAE; leave out --cvae 1")
+    fit = "stretch" if args.stretch else "pad"
+    spacing, width = tuple(args.spacing), args.width
+    count = len(args.digits) if args.digits is not None else args.random
+    if not args.ink_spacing:  # a width the digits cannot fit is a usage error: say so before loading anything
+        plan_layout([IMAGE_SIZE] * count, spacing, width, make_rng(0), fit)
     rng = make_rng(args.seed)
     gen = Digitgenerator(args.mnist_folder, args.cache_dir, seed=rng, model_dir=args.model_dir)
     digits = args.digits if args.digits is not None else rng.integers(0, 10, args.random).tolist()
-    fit = "stretch" if args.stretch else "pad"
-    spacing, width = tuple(args.spacing), args.width
     if args.denoise is not None:
         image = gen.denoise(digits, spacing, width, args.denoise, fit=fit)
     elif args.cvae:

@@ -110,3 +110,19 @@ def test_real_subprocess(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, env={"PATH": "", "PYTHONPATH": str(__import__("conftest").ROOT)},
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_a_failure_prints_only_its_error(capsys, tmp_path):
+    from digitgenerator import data
+
+    data._warned_folders.clear()  # the embedded-sample note would be due now
+    code, _, err = run(capsys, "--digits", "1", "--cvae", "1", "--model-dir", str(tmp_path / "nope"))
+    assert code == 1 and err.count("\n") == 1 and "note" not in err
+
+
+def test_width_too_narrow_is_found_before_loading(capsys, monkeypatch):
+    import digitgenerator.generator as generator
+
+    monkeypatch.setattr(generator.Digitgenerator, "__init__", lambda *a, **k: pytest.fail("loaded data"))
+    code, _, err = run(capsys, "--random", "4", "--width", "50")
+    assert code == 2 and "at least 124 pixels" in err
