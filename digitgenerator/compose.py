@@ -128,7 +128,7 @@ def plan_layout(
     else:
         raise ValueError(
             f"image_width {width} is too narrow for {len(widths)} digits with spacing >= {lo}: "
-            f"at least {ink + n_gaps * lo} pixels are needed (or use fit='stretch' to squeeze them)"
+            f"at least {ink + n_gaps * lo} pixels are needed (or squeeze them with fit='stretch', --stretch on the command line)"
         )
     offsets = [margin]
     for w, gap in zip(widths, gaps.tolist()):
