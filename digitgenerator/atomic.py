@@ -18,7 +18,7 @@ def temp_name(path: str | os.PathLike) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds.
+    """Yield a temporary path (a plain string) beside `path`; rename it onto `path` if the block succeeds.
 
     os.replace is atomic on POSIX and Windows when both names are on one file
     system, which a sibling temporary file guarantees; the name is unique per
@@ -26,7 +26,7 @@ def atomic_path(path: str | os.PathLike):
     """
     tmp = temp_name(path)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -35,16 +35,9 @@ def atomic_path(path: str | os.PathLike):
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to `path` atomically (plain strings here: this is the dataset export's hot path)."""
-    tmp = temp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write bytes to `path` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def remove_stale_temporaries(folder: Path) -> int:

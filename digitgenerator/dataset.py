@@ -25,7 +25,7 @@ from typing import Iterator
 import numpy as np
 
 from . import __version__
-from .atomic import remove_stale_temporaries
+from .atomic import atomic_write_bytes, remove_stale_temporaries
 from .augment import Augment
 from .compose import check_spacing, check_width, compose
 from .data import IMAGE_SIZE, NUM_CLASSES
@@ -196,8 +196,6 @@ def export(
         raise PermissionError(f"cannot write into {out}")
     remove_stale_temporaries(out)  # from an earlier run that was killed mid-write
     if not job_path.exists():
-        from .atomic import atomic_write_bytes
-
         atomic_write_bytes(job_path, (json.dumps(job, indent=2) + "\n").encode())
     manifest = out / manifest_name(shard)
     done = {row["file"] for row in read_manifest(manifest)}

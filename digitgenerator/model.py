@@ -240,25 +240,23 @@ class Vae:
     """
 
     def __init__(self, model_dir: str | os.PathLike | None = None, batch_size: int = 128):
-        self.model_dir = find_model_dir(model_dir)
-        self.config, self.weights = load_weights(self.model_dir)
-        self.latent_dim = int(self.config["latent_dim"])
-        self.sharpness = float(self.config.get("sharpness", 1.0))
-        self.truncation_radius = float(self.config.get("truncation_radius", np.inf))
-        self.batch_size = batch_size
-        self.threads: int | None = None  # threads for large batches; None: one per core
+        folder = find_model_dir(model_dir)
+        self._setup(folder, *load_weights(folder), batch_size)
 
     @classmethod
     def from_weights(cls, config: dict, weights: dict[str, np.ndarray], batch_size: int = 128) -> "Vae":
         """A Vae over in-memory weights (npz layout), e.g. straight from a Keras model."""
         vae = cls.__new__(cls)
-        vae.model_dir, vae.config, vae.weights = None, dict(config), weights
-        vae.latent_dim = int(config["latent_dim"])
-        vae.sharpness = float(config.get("sharpness", 1.0))
-        vae.truncation_radius = float(config.get("truncation_radius", np.inf))
-        vae.batch_size = batch_size
-        vae.threads = None
+        vae._setup(None, dict(config), weights, batch_size)
         return vae
+
+    def _setup(self, model_dir: Path | None, config: dict, weights: dict[str, np.ndarray], batch_size: int) -> None:
+        self.model_dir, self.config, self.weights = model_dir, config, weights
+        self.latent_dim = int(config["latent_dim"])
+        self.sharpness = float(config.get("sharpness", 1.0))
+        self.truncation_radius = float(config.get("truncation_radius", np.inf))
+        self.batch_size = batch_size
+        self.threads: int | None = None  # threads for large batches; None: one per core
 
     def _w(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
         return self.weights[f"{layer}/kernel"], self.weights[f"{layer}/bias"]
@@ -328,9 +326,9 @@ class Vae:
 
         sigmoid(sharpness * logits). With sharpness 1 this is the Bernoulli mean,
         which blurs each stroke by the decoder's uncertainty about where it lies;
-        training calibrates the model's sharpness so that the pixel-intensity
-        histogram of its samples matches the training digits' (see
-        train.calibrate_sharpness). None uses that calibrated value.
+        training calibrates the model's sharpness so that its samples come
+        closest to the training digits (see train.calibrate_sharpness). None
+        uses that calibrated value.
         """
         scale = self.sharpness if sharpness is None else sharpness
         return self.decode_logits(z, labels, sharpness=float(scale)).astype(np.float32, copy=False)

@@ -32,8 +32,8 @@ from .noise import MAX_TRAIN_NOISE, corrupt
 
 KERAS_WEIGHTS_FILE = "cvae.weights.h5"  # the Keras checkpoint, for resuming training
 PRIOR_JITTER = 1e-4  # added to covariance diagonals so the Cholesky factor always exists
-# Sampling redraws the 20% of standard-normal latents farthest from the mean: chosen
-# on the training digits' look; bench/quality.py shows its effect on held-out digits.
+# Sampling redraws the 20% of standard-normal latents farthest from the mean. Chosen
+# while reading bench/quality.py's held-out table (README says so), which shows its effect.
 TRUNCATION = 0.8
 CALIBRATE_EVERY = 25  # epochs between sharpness calibrations during training
 
