@@ -90,6 +90,68 @@ def _run(prog: str, build, work, argv) -> int:
         return 130
 
 
+def _float_in(low: float, high: float, what: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+        if not low <= value <= high:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"{what} must be between {low:g} and {high:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+# The handwriting and paper flags: each adjusts one part of --realistic (None: the recommended value).
+REALISTIC_FLAGS = ("gap", "jitter", "scale", "slant", "stroke", "height", "guides", "noise", "blur", "no_paper")
+
+
+def _realistic_options(parser) -> None:
+    from .handwriting import MAX_GAP, MAX_HEIGHT, MAX_SCALE, MAX_SLANT, MAX_STROKE
+    from .paper import GUIDES
+
+    g = parser.add_argument_group("handwriting (with --realistic; each flag overrides one part of the mix)")
+    g.add_argument("--realistic", action="store_true",
+                   help="numbers as people write them (touching digits, baseline jitter, one slant and stroke) on scanned paper, black on white")
+    g.add_argument("--gap", nargs=2, type=_int_in(-MAX_GAP, MAX_GAP, "gap"), metavar=("MIN", "MAX"),
+                   help="pixels between neighbouring digits' ink, negative = overlapping (default: -3 4)")
+    g.add_argument("--jitter", type=_float_in(0, 10, "--jitter"), metavar="PX", help="each digit up to +/-PX off the baseline (default: 2)")
+    g.add_argument("--scale", nargs=2, type=_float_in(0.3, MAX_SCALE, "scale"), metavar=("MIN", "MAX"),
+                   help="size of the number relative to an MNIST digit (default: 0.8 1.2)")
+    g.add_argument("--slant", type=_float_in(0, MAX_SLANT, "--slant"), metavar="DEG", help="the number's slant up to +/-DEG degrees (default: 12)")
+    g.add_argument("--stroke", type=_float_in(0, MAX_STROKE, "--stroke"), metavar="PX", help="the number's stroke width change up to +/-PX (default: 0.6)")
+    g.add_argument("--height", type=_int_in(8, MAX_HEIGHT, "--height"), help="image height in pixels (default: 36)")
+    g.add_argument("--guides", choices=GUIDES, help="printed guides: a rule under the number, comb boxes, none, or a mix (default: mixed)")
+    g.add_argument("--noise", type=_float_in(0, 0.5, "--noise"), metavar="SIGMA", help="scanner grain up to SIGMA (default: 0.04)")
+    g.add_argument("--blur", type=_float_in(0, 1, "--blur"), metavar="B", help="scanner blur up to B, 0-1 (default: 1)")
+    g.add_argument("--no-paper", action="store_true", default=None, help="the handwriting layout alone: no paper tone, texture, guides or scan")
+
+
+def _realistic_from_args(args):
+    """The Realistic config the flags ask for, or None; a part's flag without --realistic is a usage error."""
+    given = [name for name in REALISTIC_FLAGS if getattr(args, name) is not None]
+    if not args.realistic:
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} needs --realistic")
+        return None
+    from dataclasses import replace
+
+    from .realistic import Realistic
+
+    mix = Realistic()
+    hand = {k: getattr(args, k) for k in ("gap", "jitter", "scale", "slant", "stroke", "height") if getattr(args, k) is not None}
+    hand = {k: tuple(v) if isinstance(v, list) else v for k, v in hand.items()}
+    if "slant" in hand:
+        hand["digit_slant"] = min(mix.hand.digit_slant, hand["slant"] / 4)  # per-digit wobble stays a fraction of the slant
+    if "stroke" in hand:
+        hand["digit_stroke"] = min(mix.hand.digit_stroke, hand["stroke"] / 4)
+    paper = {k: getattr(args, k) for k in ("guides", "noise", "blur") if getattr(args, k) is not None}
+    if args.no_paper and paper:
+        raise UsageError(f"--{next(iter(paper))} is a paper option; leave out --no-paper")
+    return Realistic(replace(mix.hand, **hand), None if args.no_paper else replace(mix.paper, **paper))
+
+
 def _data_options(parser) -> None:
     parser.add_argument("--mnist-folder", default="mnist_data", help="folder with MNIST IDX files (default: mnist_data; $DIGITGENERATOR_MNIST_DATA)")
     parser.add_argument("--cache-dir", default=".", help="where the digit cache is kept (default: .; $DIGITGENERATOR_CACHE)")
@@ -100,7 +162,7 @@ def build_generate_parser(prog: str = "generate_png") -> argparse.ArgumentParser
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--digits", nargs="+", type=_int_in(0, 9, "a digit"), metavar="D", help="the digits to write, 0-9")
     what.add_argument("--random", type=_int_in(1, 10_000, "--random"), metavar="N", help="write N random digits")
-    p.add_argument("--spacing", nargs=2, type=_int_in(0, None, "spacing"), default=[4, 4], metavar=("MIN", "MAX"),
+    p.add_argument("--spacing", nargs=2, type=_int_in(0, None, "spacing"), default=None, metavar=("MIN", "MAX"),
                    help="pixels between digits, each gap drawn from MIN..MAX inclusive (default: 4 4)")
     p.add_argument("--width", type=_int_in(0, 100_000, "--width"), default=None,
                    help="exact image width in pixels (default or 0: natural width)")
@@ -115,9 +177,18 @@ def build_generate_parser(prog: str = "generate_png") -> argparse.ArgumentParser
     p.add_argument("--invert", action="store_true", help="black ink on white paper")
     p.add_argument("--seed", type=_int_in(0, None, "--seed"), default=None, help="random seed: same seed, same image")
     p.add_argument("--model-dir", default=None, help="CVAE folder (default: ./tf_vae_files, else the shipped model)")
+    _realistic_options(p)
     _data_options(p)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
+
+
+def _box_spacing(args) -> tuple[int, int]:
+    """--spacing (default 4 4); it belongs to the box layout, not to --realistic."""
+    if args.realistic and (args.spacing is not None or args.ink_spacing):
+        flag = "--spacing" if args.spacing is not None else "--ink-spacing"
+        raise UsageError(f"{flag} applies to the box layout; with --realistic set the gaps with --gap MIN MAX")
+    return tuple(args.spacing) if args.spacing is not None else (4, 4)
 
 
 def _check_outfile(path) -> None:
@@ -136,16 +207,19 @@ def _generate(args) -> int:
     from .generator import Digitgenerator, make_rng
     from .png import write_png
 
-    check_spacing(args.spacing)
+    spacing = check_spacing(_box_spacing(args))
+    realistic = _realistic_from_args(args)
     _check_outfile(args.outfile)
     if args.cvae == 0 and (args.same_style or args.temperature != 1.0):
         raise UsageError("--same-style and --temperature need --cvae 1")
     if args.cvae == 1 and args.denoise is not None:
         raise UsageError("--denoise already uses the CVAE; leave out --cvae 1")
+    if realistic is not None and args.denoise is not None:
+        raise UsageError("--denoise shows the CVAE's cleaning in the box layout; leave out --realistic")
     fit = "stretch" if args.stretch else "pad"
-    spacing, width = tuple(args.spacing), args.width
+    width = args.width
     count = len(args.digits) if args.digits is not None else args.random
-    if not args.ink_spacing:  # a width the digits cannot fit is a usage error: say so before loading anything
+    if not args.ink_spacing and realistic is None:  # a width the digits cannot fit is a usage error: say so before loading anything
         plan_layout([IMAGE_SIZE] * count, spacing, width, make_rng(0), fit)
     rng = make_rng(args.seed)
     gen = Digitgenerator(args.mnist_folder, args.cache_dir, seed=rng, model_dir=args.model_dir)
@@ -155,10 +229,10 @@ def _generate(args) -> int:
     elif args.cvae:
         style = "shared" if args.same_style else None
         image = gen.sample_from_vae(digits, spacing, width, style=style, temperature=args.temperature,
-                                    fit=fit, ink_spacing=args.ink_spacing)
+                                    fit=fit, ink_spacing=args.ink_spacing, realistic=realistic)
     else:
-        image = gen.draw_from_mnist(digits, spacing, width, fit=fit, ink_spacing=args.ink_spacing)
-    path = write_png(args.outfile, image, args.invert)
+        image = gen.draw_from_mnist(digits, spacing, width, fit=fit, ink_spacing=args.ink_spacing, realistic=realistic)
+    path = write_png(args.outfile, image, args.invert != (realistic is not None))
     print(f"{path}: {''.join(map(str, digits))} ({image.shape[0]} x {image.shape[1]} px)")
     return 0
 
@@ -226,7 +300,7 @@ def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.Argum
     p.add_argument("--count", "-n", type=_int_in(0, None, "--count"), required=True, help="number of images (whole job, all shards)")
     p.add_argument("--out", required=True, help="output folder (created); re-run the same command to resume")
     p.add_argument("--length", nargs=2, type=_int_in(1, 1000, "length"), default=[1, 8], metavar=("MIN", "MAX"), help="digits per image (default: 1 8)")
-    p.add_argument("--spacing", nargs=2, type=_int_in(0, None, "spacing"), default=[4, 4], metavar=("MIN", "MAX"), help="pixels between digits (default: 4 4)")
+    p.add_argument("--spacing", nargs=2, type=_int_in(0, None, "spacing"), default=None, metavar=("MIN", "MAX"), help="pixels between digits (default: 4 4)")
     p.add_argument("--width", type=_int_in(0, 100_000, "--width"), default=None, help="exact image width (default: natural)")
     p.add_argument("--stretch", action="store_true", help="resize digits to meet --width when spacing cannot")
     p.add_argument("--ink-spacing", action="store_true", help="spacing measured between ink rather than 28-pixel boxes")
@@ -241,6 +315,7 @@ def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.Argum
     p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="write only shard I of N (0-based); manifests concatenate")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--model-dir", default=None, help="CVAE folder for --source cvae")
+    _realistic_options(p)
     _data_options(p)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
@@ -251,10 +326,11 @@ def _dataset(args) -> int:
     from .dataset import DatasetSpec, export
 
     spec = DatasetSpec(
-        count=args.count, length=tuple(args.length), spacing=tuple(args.spacing), width=args.width,
+        count=args.count, length=tuple(args.length), spacing=_box_spacing(args), width=args.width,
         source=args.source, invert=args.invert, ink_spacing=args.ink_spacing,
         fit="stretch" if args.stretch else "pad", seed=args.seed,
         augment=Augment(rotate=args.rotate, shear=args.shear, elastic=args.elastic, thickness=args.thickness),
+        realistic=_realistic_from_args(args),
     )
     manifest = export(spec, args.out, args.shard, args.workers, args.mnist_folder, args.cache_dir,
                       args.model_dir, progress=not args.no_progress)

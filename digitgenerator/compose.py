@@ -169,6 +169,28 @@ def _resize_width(image: np.ndarray, width: int) -> np.ndarray:
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
+def ink_boxes(glyphs: list[np.ndarray], layout: Layout, ink_spacing: bool = False) -> list[tuple[int, int, int, int]]:
+    """(x, y, width, height) of each glyph's ink (pixels > INK_THRESHOLD) in the image `render` makes.
+
+    glyphs are the ones given to `compose` (before trimming); with fit="stretch"
+    the columns are scaled to the final width, rounded outwards.
+    """
+    if ink_spacing:
+        glyphs = trim_to_ink(glyphs)
+    scale = layout.width / layout.canvas
+    out = []
+    for glyph, x in zip(glyphs, layout.offsets):
+        ink = glyph > INK_THRESHOLD
+        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        if rows.size == 0:
+            out.append((round(x * scale), 0, 0, 0))
+            continue
+        x0, x1 = x + int(cols[0]), x + int(cols[-1]) + 1
+        left, right = int(np.floor(x0 * scale)), min(layout.width, int(np.ceil(x1 * scale)))
+        out.append((left, int(rows[0]), right - left, int(rows[-1]) + 1 - int(rows[0])))
+    return out
+
+
 def compose(
     glyphs: list[np.ndarray],
     spacing_range=(4, 4),

@@ -6,7 +6,8 @@ or latents, augmentation and spacing. So the result does not depend on how the
 job is split into shards, workers or interrupted runs.
 
 On disk: `DIR/NNNNNNN.png` (the global index) and a JSON Lines manifest, one
-line per image: {"file", "text", "boxes": [[x, width], ...], "width"}. A line is
+line per image: {"file", "text", "boxes": [[x, width], ...], "ink_boxes":
+[[x, y, width, height], ...], "width", "height"}. A line is
 appended only after its PNG has been renamed into place, so every line names a
 complete file; a re-run skips the indices already listed and finishes the job.
 """
@@ -27,9 +28,10 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_write_bytes, remove_stale_temporaries
 from .augment import Augment
-from .compose import check_spacing, check_width, compose
+from .compose import check_spacing, check_width, compose, ink_boxes
 from .data import IMAGE_SIZE, NUM_CLASSES
 from .png import write_png
+from .realistic import Realistic
 
 SOURCES = ("mnist", "cvae")
 JOB_FILE = "dataset.json"
@@ -51,8 +53,10 @@ class DatasetSpec:
     fit: str = "pad"
     seed: int = 0
     augment: Augment = field(default_factory=Augment)
+    realistic: Realistic | None = None  # True: the recommended mix (see digitgenerator.realistic)
 
     def __post_init__(self):
+        object.__setattr__(self, "realistic", Realistic.coerce(self.realistic))
         if isinstance(self.count, bool) or not isinstance(self.count, (int, np.integer)) or self.count < 0:
             raise ValueError(f"count {self.count!r} must be a non-negative integer")
         try:
@@ -69,20 +73,38 @@ class DatasetSpec:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed {self.seed!r} must be a non-negative integer")
         need = hi * IMAGE_SIZE + (hi - 1) * self.spacing[0]
-        if self.width is not None and self.fit == "pad" and self.width < need:
+        if self.realistic is not None and (self.spacing != (4, 4) or self.ink_spacing):
+            raise ValueError("spacing and ink_spacing apply to the box layout; with realistic set the gaps with Handwriting.gap (--gap)")
+        if self.realistic is None and self.width is not None and self.fit == "pad" and self.width < need:
             raise ValueError(
                 f"width {self.width} cannot hold {hi} digits with spacing >= {self.spacing[0]}: "
                 f"use at least {need}, fewer digits, or stretch"
             )
 
     def to_json(self) -> dict:
-        return {**asdict(self), "length": list(self.length), "spacing": list(self.spacing)}
+        out = {**asdict(self), "length": list(self.length), "spacing": list(self.spacing)}
+        del out["realistic"]
+        if self.realistic is not None:  # absent otherwise, so that earlier jobs still resume
+            out["realistic"] = self.realistic.to_json()
+        return out
 
     @property
     def max_width(self) -> int:
         """The widest image this spec can produce."""
-        lo_len, hi_len = self.length
+        hi_len = self.length[1]
+        if self.realistic is not None:
+            return self.width or self.realistic.max_width(hi_len)
         return self.width or hi_len * IMAGE_SIZE + (hi_len - 1) * self.spacing[1]
+
+    @property
+    def height(self) -> int:
+        """The height of every image."""
+        return IMAGE_SIZE if self.realistic is None else self.realistic.hand.height
+
+    @property
+    def dark_on_light(self) -> bool:
+        """Whether images are written black ink on white (realistic images are, unless inverted)."""
+        return self.invert != (self.realistic is not None)
 
 
 def item_rng(seed: int, index: int) -> np.random.Generator:
@@ -90,22 +112,36 @@ def item_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def make_items(gen, spec: DatasetSpec, indices) -> list[tuple[np.ndarray, str, list]]:
-    """Images (float32 (28, W)), digit strings and boxes for the given global indices."""
+def make_items(gen, spec: DatasetSpec, indices) -> list[tuple[np.ndarray, str, list, list]]:
+    """For the given global indices: images (float32 (height, W), 1 = ink), digit strings,
+    boxes [[x, width], ...] and ink boxes [[x, y, width, height], ...]."""
     rngs = [item_rng(spec.seed, int(i)) for i in indices]
     digits = [rng.integers(0, NUM_CLASSES, int(rng.integers(spec.length[0], spec.length[1], endpoint=True))) for rng in rngs]
     if spec.source == "cvae":
-        # Draw every image's latents from its own stream, then decode them all in one batch.
-        latents = [gen.vae.sample_latents(d, rng) for d, rng in zip(digits, rngs)]
+        # Draw every image's latents from its own stream, then decode them all in one batch;
+        # a realistic number is written in one handwriting (one latent for all its digits).
+        if spec.realistic is not None:
+            latents = [np.tile(gen.vae.sample_style(rng, 1.0, d), (len(d), 1)) for d, rng in zip(digits, rngs)]
+        else:
+            latents = [gen.vae.sample_latents(d, rng) for d, rng in zip(digits, rngs)]
         decoded = gen.vae.decode(np.concatenate(latents), np.concatenate(digits))
         glyph_sets = np.split(decoded, np.cumsum([len(d) for d in digits])[:-1])
     else:
         glyph_sets = [gen.real_digits(d, rng) for d, rng in zip(digits, rngs)]
+    texts = ["".join(map(str, d)) for d in digits]
+    if spec.augment.active:
+        glyph_sets = [[spec.augment.apply(g, rng) for g in glyphs] for glyphs, rng in zip(glyph_sets, rngs)]
+    if spec.realistic is not None:
+        from .realistic import write
+
+        done = write([np.asarray(g, np.float32) for g in glyph_sets], spec.realistic, rngs, spec.width, spec.fit)
+        return [(image, text, [[int(x), int(w)] for x, _, w, _ in boxes.tolist()], boxes.tolist())
+                for text, (image, boxes) in zip(texts, done)]
     items = []
-    for d, glyphs, rng in zip(digits, glyph_sets, rngs):
-        glyphs = [spec.augment.apply(g, rng) for g in glyphs]
-        image, layout = compose(glyphs, spec.spacing, spec.width, rng, spec.fit, spec.ink_spacing)
-        items.append((image, "".join(map(str, d)), layout.boxes()))
+    for text, glyphs, rng in zip(texts, glyph_sets, rngs):
+        image, layout = compose(list(glyphs), spec.spacing, spec.width, rng, spec.fit, spec.ink_spacing)
+        inked = [list(b) for b in ink_boxes(list(glyphs), layout, spec.ink_spacing)]
+        items.append((image, text, [list(b) for b in layout.boxes()], inked))
     return items
 
 
@@ -154,11 +190,12 @@ def _init(gen_args: tuple, spec: DatasetSpec, out_dir: str, threads: int | None 
 def _work(indices: list[int]) -> list[dict]:
     gen, spec, out = _worker["gen"], _worker["spec"], _worker["out"]
     rows = []
-    for index, (image, text, boxes) in zip(indices, make_items(gen, spec, indices)):
+    for index, (image, text, boxes, inked) in zip(indices, make_items(gen, spec, indices)):
         name = f"{index:07d}.png"
         # The folder was checked up front; zlib level 1 halves encoding time for ~10% more bytes.
-        write_png(os.path.join(out, name), image, spec.invert, check=False, level=PNG_LEVEL)
-        rows.append({"file": name, "text": text, "boxes": boxes, "width": int(image.shape[1])})
+        write_png(os.path.join(out, name), image, spec.dark_on_light, check=False, level=PNG_LEVEL)
+        rows.append({"file": name, "text": text, "boxes": boxes, "ink_boxes": inked,
+                     "width": int(image.shape[1]), "height": int(image.shape[0])})
     return rows
 
 
@@ -259,8 +296,9 @@ def batches(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(images, labels) batches for training loops, the same images `export` writes.
 
-    images: float32 (B, 28, W) with W = spec.max_width (narrower images are
-    padded on the right with background; inverted when spec.invert). labels:
+    images: float32 (B, height, W) with W = spec.max_width (narrower images are
+    padded on the right with background; 1 - ink when the export writes them
+    black on white: spec.invert, or realistic without it). labels:
     int64 (B, max_length), the digits, padded with -1. Covers indices
     start..stop-1 (stop defaults to spec.count).
     """
@@ -268,12 +306,12 @@ def batches(
     width, max_len = spec.max_width, spec.length[1]
     for s in range(start, stop, batch_size):
         items = make_items(gen, spec, range(s, min(s + batch_size, stop)))
-        images = np.zeros((len(items), IMAGE_SIZE, width), np.float32)
+        images = np.zeros((len(items), spec.height, width), np.float32)
         labels = np.full((len(items), max_len), -1, np.int64)
-        for k, (image, text, _) in enumerate(items):
+        for k, (image, text, _, _) in enumerate(items):
             images[k, :, : image.shape[1]] = image
             labels[k, : len(text)] = [int(c) for c in text]
-        yield (1.0 - images if spec.invert else images), labels
+        yield (1.0 - images if spec.dark_on_light else images), labels
 
 
 def tf_dataset(gen, spec: DatasetSpec, batch_size: int = 64):
@@ -281,7 +319,7 @@ def tf_dataset(gen, spec: DatasetSpec, batch_size: int = 64):
     import tensorflow as tf
 
     signature = (
-        tf.TensorSpec((None, IMAGE_SIZE, spec.max_width), tf.float32),
+        tf.TensorSpec((None, spec.height, spec.max_width), tf.float32),
         tf.TensorSpec((None, spec.length[1]), tf.int64),
     )
     return tf.data.Dataset.from_generator(lambda: batches(gen, spec, batch_size), output_signature=signature)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
@@ -53,6 +54,7 @@ class Digitgenerator:
         self.latest_layout = None
         self.latest_clean: np.ndarray | None = None
         self.latest_noisy: np.ndarray | None = None
+        self._latest_on_paper = False  # realistic images are saved black ink on white
 
     @property
     def images(self) -> np.ndarray:
@@ -86,10 +88,29 @@ class Digitgenerator:
         """Random real digits of the given labels: float32 (n, 28, 28)."""
         return self._uint8_images[self.pick(digits, rng)].astype(np.float32) / np.float32(255.0)
 
-    def _finish(self, glyphs, spacing_range, image_width, rng, fit, ink_spacing) -> np.ndarray:
-        image, layout = compose(list(glyphs), spacing_range, image_width, rng, fit, ink_spacing)
-        self.latest, self.latest_layout = image, layout
+    def _finish(self, glyphs, spacing_range, image_width, rng, fit, ink_spacing, realistic=None) -> np.ndarray:
+        if realistic is not None:
+            from .realistic import write
+
+            image, boxes = write([np.asarray(glyphs, np.float32)], realistic, [rng], image_width, fit)[0]
+            layout = InkLayout(tuple(map(tuple, boxes.tolist())), image.shape[0], image.shape[1])
+        else:
+            image, layout = compose(list(glyphs), spacing_range, image_width, rng, fit, ink_spacing)
+        self.latest, self.latest_layout, self._latest_on_paper = image, layout, realistic is not None
         return image
+
+    @staticmethod
+    def _realistic(realistic, spacing_range, ink_spacing):
+        """The Realistic config, or None; spacing options belong to the box layout only."""
+        from .realistic import Realistic
+
+        realistic = Realistic.coerce(realistic)
+        if realistic is not None and (tuple(spacing_range) != (4, 4) or ink_spacing):
+            raise ValueError(
+                "spacing_range and ink_spacing apply to the box layout; with realistic the gaps "
+                "come from Handwriting.gap (Realistic(hand=Handwriting(gap=(min, max))))"
+            )
+        return realistic
 
     @staticmethod
     def _check(digits, spacing_range, image_width):
@@ -104,17 +125,22 @@ class Digitgenerator:
         seed: SeedLike = None,
         fit: str = "pad",
         ink_spacing: bool = False,
+        realistic=False,
     ) -> np.ndarray:
-        """A sequence of real MNIST digits: float32 (28, W).
+        """A sequence of real MNIST digits: float32 (28, W), or (height, W) with realistic.
 
         digits: ints 0-9. spacing_range: (min, max) pixels between digits, both
         ends possible. image_width: exact width in pixels, None/0 for natural
         (see compose.plan_layout for what happens when it cannot be met).
+        realistic: True (the recommended mix) or a `Realistic(...)`: digits
+        placed by their ink as people write numbers, on scanned paper (see
+        digitgenerator.realistic); `latest_layout.ink_boxes` says where each landed.
         """
         digits, spacing_range, image_width = self._check(digits, spacing_range, image_width)
+        realistic = self._realistic(realistic, spacing_range, ink_spacing)
         rng = self._rng(seed)
         glyphs = self.real_digits(digits, rng)
-        return self._finish(glyphs, spacing_range, image_width, rng, fit, ink_spacing)
+        return self._finish(glyphs, spacing_range, image_width, rng, fit, ink_spacing, realistic)
 
     def sample_from_vae(
         self,
@@ -127,16 +153,21 @@ class Digitgenerator:
         temperature: float = 1.0,
         fit: str = "pad",
         ink_spacing: bool = False,
+        realistic=False,
     ) -> np.ndarray:
-        """A sequence of digits written by the CVAE: float32 (28, W).
+        """A sequence of digits written by the CVAE: float32 (28, W), or (height, W) with realistic.
 
-        style: None draws each digit independently; "shared" writes the whole
-        sequence in one handwriting (one latent for every digit); a latent
-        vector (latent_dim,) -- e.g. from `style_of` -- writes in that style.
-        temperature scales the spread of the latent prior (lower: tidier).
+        style: None draws each digit independently (with realistic: "shared");
+        "shared" writes the whole sequence in one handwriting (one latent for
+        every digit); a latent vector (latent_dim,) -- e.g. from `style_of` --
+        writes in that style. temperature scales the spread of the latent
+        prior (lower: tidier). realistic: as for draw_from_mnist.
         """
         digits, spacing_range, image_width = self._check(digits, spacing_range, image_width)
         temperature = _check_temperature(temperature)
+        realistic = self._realistic(realistic, spacing_range, ink_spacing)
+        if realistic is not None and style is None:
+            style = "shared"  # one writer, one handwriting
         rng = self._rng(seed)
         vae = self.vae
         if style is None:
@@ -154,7 +185,7 @@ class Digitgenerator:
                     f"got {style!r:.60}"
                 )
             z = np.tile(latent, (len(digits), 1))
-        return self._finish(vae.decode(z, digits), spacing_range, image_width, rng, fit, ink_spacing)
+        return self._finish(vae.decode(z, digits), spacing_range, image_width, rng, fit, ink_spacing, realistic)
 
     def style_of(self, image, label) -> np.ndarray:
         """The handwriting of one real digit: its latent mean (latent_dim,), for sample_from_vae(style=...)."""
@@ -221,10 +252,13 @@ class Digitgenerator:
         return config
 
     def save_latest_as_png(self, filename: str | os.PathLike = "output_image.png", invert: bool = False):
-        """Write the latest sequence as a pixel-exact 8-bit grayscale PNG (invert: black ink on white)."""
+        """Write the latest sequence as a pixel-exact 8-bit grayscale PNG (invert: black ink on white).
+
+        A realistic image is written as paper looks, black ink on white; invert=True then gives its negative.
+        """
         if self.latest is None:
             raise ValueError("no image yet: call draw_from_mnist, sample_from_vae or denoise first")
-        return write_png(filename, self.latest, invert)
+        return write_png(filename, self.latest, invert != self._latest_on_paper)
 
     def print_latest(self, size=(15, 5)) -> None:
         """Show the latest sequence in a matplotlib window of `size` inches."""
@@ -247,6 +281,19 @@ class Digitgenerator:
                 ax.set_title(title)
         # Block only where a window can appear; under Agg (scripts, CI) this is a no-op.
         plt.show(block=plt.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo", "template"))
+
+
+@dataclass(frozen=True)
+class InkLayout:
+    """Where each digit of a realistic number landed: ink_boxes (x, y, width, height) in the image."""
+
+    ink_boxes: tuple[tuple[int, int, int, int], ...]
+    height: int
+    width: int
+
+    def boxes(self) -> list[tuple[int, int]]:
+        """(x, width) of each digit's ink, as Layout.boxes gives for the box layout."""
+        return [(x, w) for x, _, w, _ in self.ink_boxes]
 
 
 def _check_temperature(temperature) -> float:

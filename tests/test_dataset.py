@@ -130,7 +130,7 @@ def test_batches_for_training_loops_match_the_export(tmp_path):
     assert images.shape == (8, 28, 5 * 28 + 4 * 3) and images.dtype == np.float32
     assert rest.shape[0] == 2
     items = make_items(gen, spec, range(8))
-    for k, (image, text, _) in enumerate(items):
+    for k, (image, text, _, _) in enumerate(items):
         np.testing.assert_array_equal(images[k, :, : image.shape[1]], image)
         assert "".join(str(d) for d in labels[k] if d >= 0) == text
         assert (labels[k, len(text) :] == -1).all()

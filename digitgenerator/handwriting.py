@@ -1,0 +1,356 @@
+"""Numbers laid out the way people write them: placed by their ink, touching, off a baseline, one hand.
+
+A writer has one hand: the whole number shares one slant and one stroke width
+(with a little variation per digit), while each digit's size and height on the
+line wander a little. Digits are placed by their ink, not by 28-pixel boxes:
+the signed gap between one digit's rightmost ink column and the next one's
+leftmost is drawn from `Handwriting.gap`, so a negative gap makes strokes
+touch or overlap.
+
+Each digit (28, 28) is warped by one affine map about its ink centre (size s,
+slant: x' = s (x - tan(theta) y)) into a TILE x TILE tile by inverse mapping
+with bilinear interpolation, for all digits of a batch at once (the dataset
+export warps a whole chunk in one call, so the per-image cost stays small).
+Overlapping strokes are combined as ink on paper is: transmittances multiply
+(Beer-Lambert), so darkness = 1 - (1 - a)(1 - b) >= max(a, b), never less
+than either stroke.
+
+Images are float32 (height, W): 0 paper, 1 ink, as everywhere in the package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .compose import INK_THRESHOLD
+from .data import IMAGE_SIZE
+from . import checks
+
+TILE = 96  # the largest tile a warped digit is drawn into: room for 1.6x size and 30 degrees of slant
+MNIST_INK = 20  # MNIST digits are size-normalised to a 20 x 20 box (LeCun et al. 1998)
+MARGIN = 2  # paper left and right of the number, pixels
+MAX_HEIGHT = 512
+MAX_SCALE = 1.6
+MAX_SLANT = 30.0
+MAX_GAP = 50
+MAX_STROKE = 1.0
+
+
+@dataclass(frozen=True)
+class Handwriting:
+    """How a number is written. Ranges are uniform, both ends included; 0 turns a variation off.
+
+    gap: (min, max) pixels between neighbouring digits' ink, negative = overlapping.
+    jitter: each digit's height on the line varies by up to +/- jitter pixels.
+    scale: (min, max) size of the number relative to an MNIST digit (20 px of ink).
+    digit_scale: each digit's size varies by up to +/- this fraction of the number's.
+    slant: the number's slant in degrees, uniform in [-slant, slant] (positive leans right).
+    digit_slant: each digit's slant varies by up to +/- this many degrees.
+    stroke: the number's stroke width changes by up to +/- stroke pixels (dilation or erosion).
+    digit_stroke: each digit's stroke varies by up to +/- this many pixels more.
+    height: the image height in pixels.
+    """
+
+    gap: tuple[int, int] = (-3, 4)
+    jitter: float = 2.0
+    scale: tuple[float, float] = (0.8, 1.2)
+    digit_scale: float = 0.1
+    slant: float = 12.0
+    digit_slant: float = 3.0
+    stroke: float = 0.6
+    digit_stroke: float = 0.15
+    height: int = 36
+
+    def __post_init__(self):
+        lo, hi = checks.int_pair(self.gap, "gap", low=-MAX_GAP, high=MAX_GAP)
+        object.__setattr__(self, "gap", (lo, hi))
+        s_lo, s_hi = checks.float_pair(self.scale, "scale", low=0.3, high=MAX_SCALE)
+        object.__setattr__(self, "scale", (s_lo, s_hi))
+        for name, high in (("jitter", 10.0), ("digit_scale", 0.3), ("slant", MAX_SLANT), ("digit_slant", 10.0),
+                           ("stroke", MAX_STROKE), ("digit_stroke", MAX_STROKE)):
+            object.__setattr__(self, name, checks.number(getattr(self, name), name, low=0.0, high=high))
+        object.__setattr__(self, "height", checks.integer(self.height, "height", low=8, high=MAX_HEIGHT))
+        if self.slant + self.digit_slant > MAX_SLANT:
+            raise ValueError(f"slant {self.slant} + digit_slant {self.digit_slant} exceeds {MAX_SLANT} degrees")
+        if self.stroke + self.digit_stroke > MAX_STROKE:
+            raise ValueError(f"stroke {self.stroke} + digit_stroke {self.digit_stroke} exceeds {MAX_STROKE} pixel")
+        if self.scale[1] * (1 + self.digit_scale) > MAX_SCALE:
+            raise ValueError(f"scale up to {self.scale[1]} with digit_scale {self.digit_scale} exceeds {MAX_SCALE}x")
+        need = self.min_height
+        if self.height < need:
+            raise ValueError(
+                f"height {self.height} is too small for digits up to {self.scale[1]}x with jitter {self.jitter}: "
+                f"use at least {need}, or lower scale/jitter"
+            )
+
+    @property
+    def min_height(self) -> int:
+        """The smallest image height that holds the tallest MNIST digit at the highest and lowest jitter."""
+        tallest = (MNIST_INK + 2 * (self.stroke + self.digit_stroke)) * self.scale[1] * (1 + self.digit_scale)
+        return int(np.ceil(tallest + 2 * self.jitter)) + 2
+
+    @property
+    def max_tile(self) -> int:
+        """The widest a warped digit can be: a whole 28-pixel glyph at the largest size and slant."""
+        size = self.scale[1] * (1 + self.digit_scale)
+        slant = np.tan(np.deg2rad(self.slant + self.digit_slant))
+        return min(TILE, 2 * int(np.ceil(size * (IMAGE_SIZE / 2 + 2) * (1 + slant))) + 3)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "gap": list(self.gap), "scale": list(self.scale)}
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One number's random choices (drawn before any pixel work, so batching never changes them)."""
+
+    scales: np.ndarray  # (n,) size of each digit
+    slants: np.ndarray  # (n,) tan of each digit's slant
+    strokes: np.ndarray  # (n,) stroke change of each digit, pixels
+    gaps: np.ndarray  # (n - 1,) ink gaps, pixels
+    dys: np.ndarray  # (n,) vertical offsets, pixels
+    cells: int = 0  # > 0: comb boxes of this many pixels of padding around each digit (see paper.Paper.guides)
+
+
+def draw(hand: Handwriting, n: int, rng: np.random.Generator, cells: int = 0) -> Draw:
+    """Draw the random choices of one n-digit number, in a fixed order."""
+    scale = rng.uniform(*hand.scale)
+    slant = rng.uniform(-hand.slant, hand.slant)
+    stroke = rng.uniform(-hand.stroke, hand.stroke)
+    scales = scale * (1 + rng.uniform(-hand.digit_scale, hand.digit_scale, n))
+    slants = np.tan(np.deg2rad(slant + rng.uniform(-hand.digit_slant, hand.digit_slant, n)))
+    strokes = stroke + rng.uniform(-hand.digit_stroke, hand.digit_stroke, n)
+    gaps = rng.integers(hand.gap[0], hand.gap[1], n - 1, endpoint=True)
+    dys = np.rint(rng.uniform(-hand.jitter, hand.jitter, n))
+    return Draw(scales, slants, strokes, gaps, dys, cells)
+
+
+def _padded(glyphs: np.ndarray, before: int = 1, after: int = 1) -> np.ndarray:
+    """glyphs (n, h, w) with `before`/`after` zero rows and columns around each (np.pad without its overhead)."""
+    n, h, w = glyphs.shape
+    out = np.zeros((n, h + before + after, w + before + after), np.float32)
+    out[:, before : before + h, before : before + w] = glyphs
+    return out
+
+
+def change_stroke(glyphs: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+    """Thicken (stroke > 0) or thin (< 0) each glyph (n, h, w) by up to one pixel.
+
+    A fraction |stroke| of the way to its grey dilation (or erosion) by a plus-shaped
+    3x3 element, which grows a stroke by one pixel on each side at |stroke| = 1.
+    """
+    out = glyphs.astype(np.float32, copy=True)
+    for sign, extreme in ((1, np.maximum), (-1, np.minimum)):
+        pick = np.flatnonzero(sign * strokes > 0)
+        if pick.size == 0:
+            continue
+        p = _padded(glyphs[pick])
+        morphed = p[:, 1:-1, 1:-1].copy()
+        for view in (p[:, :-2, 1:-1], p[:, 2:, 1:-1], p[:, 1:-1, :-2], p[:, 1:-1, 2:]):
+            extreme(morphed, view, out=morphed)
+        amount = (sign * strokes[pick]).astype(np.float32)[:, None, None]
+        out[pick] += amount * (morphed - out[pick])
+    return out
+
+
+FAINT = 1.0 / 512  # glyph values below this (under half a grey level) are paper: they bound the warp's work
+
+
+def _extent(mask: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First and last index along the other axis where mask (n, h, w) has a True, and which are empty."""
+    line = mask.any(axis=axis)
+    size = line.shape[1]
+    return line.argmax(1), size - 1 - line[:, ::-1].argmax(1), ~line.any(1)
+
+
+def warp(glyphs: np.ndarray, scales: np.ndarray, slants: np.ndarray) -> np.ndarray:
+    """Resize and slant each glyph about its ink centre: (n, h, w) -> float32 tiles (n, TH, TW).
+
+    Tile pixel (i, j) sits at integer offsets (v, u) = (i - TH // 2, j - TW // 2)
+    from the ink centre and reads the glyph at y = v / s + cy,
+    x = (u + tan(theta) v) / s + cx (a slant to the right moves the top of the
+    digit right), bilinearly, with zeros outside. TH x TW is the smallest
+    that holds every digit of the batch; a pixel's value does not depend on
+    it, so a digit comes out the same alone or in a batch.
+    Bilinear interpolation is separable: each tile row first blends two source
+    rows (y depends on the row alone), then two neighbouring source columns,
+    fetched as one pair per pixel.
+    """
+    n, h, w = glyphs.shape
+    glyphs = np.where(glyphs < FAINT, np.float32(0), glyphs.astype(np.float32))
+    ink = glyphs > INK_THRESHOLD
+    r0, r1, blank = _extent(ink, 2)
+    c0, c1, _ = _extent(ink, 1)
+    cy = np.where(blank, (h - 1) / 2, (r0 + r1) / 2)
+    cx = np.where(blank, (w - 1) / 2, (c0 + c1) / 2)
+    # Tile size: where the warped support (every non-zero pixel, one more for interpolation) can reach.
+    sr0, sr1, empty = _extent(glyphs > 0, 2)
+    sc0, sc1, _ = _extent(glyphs > 0, 1)
+    reach_v = np.where(empty, 0, scales * (np.maximum(cy - sr0, sr1 - cy) + 1))
+    reach_u = np.where(empty, 0, scales * (np.maximum(cx - sc0, sc1 - cx) + 1) + np.abs(slants) * reach_v)
+    th = min(TILE, 2 * int(np.ceil(reach_v.max(initial=0))) + 3)
+    tw = min(TILE, 2 * int(np.ceil(reach_u.max(initial=0))) + 3)
+    v = (np.arange(th) - th // 2).astype(np.float32)
+    u = (np.arange(tw) - tw // 2).astype(np.float32)
+    inv = (1.0 / scales).astype(np.float32)[:, None]
+    # Source coordinates in the padded glyph (one zero row/column before, two after), clipped
+    # onto the zero border, where a clipped point reads exactly zero.
+    y = np.clip(v[None, :] * inv + (cy.astype(np.float32)[:, None] + 1), 0, h + 1)  # (n, TH)
+    y0 = y.astype(np.int32)
+    fy = (y - y0)[:, :, None]
+    padded = _padded(glyphs, 1, 2)
+    line = np.arange(n)[:, None]
+    above = padded[line, y0]
+    src = above + fy * (padded[line, y0 + 1] - above)  # (n, TH, wp): each tile row's source row
+    wp = w + 3
+    # Neighbouring columns side by side, read in one gather as a pair (a complex64 holds two float32).
+    pairs = np.empty((n, th, wp, 2), np.float32)
+    pairs[..., 0] = src
+    pairs[:, :, :-1, 1] = src[:, :, 1:]
+    pairs[:, :, -1, 1] = 0
+    pairs = pairs.view(np.complex64).reshape(-1)
+    shift = (slants.astype(np.float32)[:, None] * v[None, :]) * inv + (cx.astype(np.float32)[:, None] + 1)  # (n, TH)
+    x = (u[None, None, :] * inv[:, :, None]) + shift[:, :, None]
+    np.clip(x, 0, w + 1, out=x)
+    x0 = x.astype(np.int32)
+    x -= x0  # now the fraction
+    x0 += (np.arange(n * th, dtype=np.int32) * wp).reshape(n, th, 1)
+    got = pairs[x0]
+    left, right = got.real, got.imag
+    return left + x * (right - left)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where each warped tile goes: its top-left corner, and the ink box it leaves in the image.
+
+    boxes: (n, 4) int (x, y, width, height) of each digit's ink (pixels > INK_THRESHOLD)
+    in the image. cells: (n, 2) (x, width) of comb cells, empty without comb boxes.
+    """
+
+    tiles: np.ndarray  # (n, TH, TW)
+    corners: np.ndarray  # (n, 2) int (top, left) of each tile in the image
+    boxes: np.ndarray  # (n, 4)
+    height: int
+    width: int
+    cells: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+
+
+def _ink_extents(tiles: np.ndarray) -> np.ndarray:
+    """(n, 4) int: first row, last row + 1, first column, last column + 1 of each tile's ink."""
+    ink = tiles > INK_THRESHOLD
+    r0, r1, blank = _extent(ink, 2)
+    c0, c1, _ = _extent(ink, 1)
+    mid_r, mid_c = tiles.shape[1] // 2, tiles.shape[2] // 2
+    r0, r1 = np.where(blank, mid_r, r0), np.where(blank, mid_r, r1) + 1
+    c0, c1 = np.where(blank, mid_c, c0), np.where(blank, mid_c, c1) + 1
+    return np.stack([r0, r1, c0, c1], axis=1).astype(np.int64)
+
+
+def place(tiles: np.ndarray, d: Draw, height: int, ext: np.ndarray | None = None) -> Placement:
+    """Put the tiles of one number side by side by their ink, on a shared baseline.
+
+    Each digit's ink bottom sits on the baseline, moved by its dy; the number is
+    centred vertically. Without comb cells, digit k + 1's first ink column is
+    digit k's last + 1 + gap; with them, each digit is centred in a cell of the
+    widest digit's width plus 2 * d.cells.
+    """
+    ext = _ink_extents(tiles) if ext is None else ext
+    r0, r1, c0, c1 = ext.T
+    ink_w = c1 - c0
+    n = len(tiles)
+    # Vertical: bottoms on a common line, then the whole number centred in the height.
+    bottoms = d.dys.astype(np.int64)
+    tops = bottoms - (r1 - r0)
+    shift = (height - (bottoms.max() - tops.min())) // 2 - tops.min()
+    ink_top = tops + shift
+    if d.cells:
+        cell = int(ink_w.max()) + 2 * d.cells
+        lefts = MARGIN + np.arange(n) * cell + (cell - ink_w) // 2
+        cells = np.stack([MARGIN + np.arange(n) * cell, np.full(n, cell)], axis=1)
+        width = MARGIN * 2 + n * cell + 1
+    else:
+        lefts = MARGIN + np.concatenate([[0], np.cumsum(ink_w[:-1] + d.gaps)])
+        lefts -= min(0, int(lefts.min()) - MARGIN)  # a large overlap must not push ink off the left edge
+        cells = np.zeros((0, 2), np.int64)
+        width = int((lefts + ink_w).max()) + MARGIN
+    corners = np.stack([ink_top - r0, lefts - c0], axis=1)
+    boxes = np.stack([lefts, ink_top, ink_w, r1 - r0], axis=1)
+    return Placement(tiles, corners, _clip_boxes(boxes, height, width), height, width, cells)
+
+
+def _clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Boxes cut to the image (ink beyond the edge is not in the image)."""
+    x0 = np.clip(boxes[:, 0], 0, width)
+    y0 = np.clip(boxes[:, 1], 0, height)
+    x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width)
+    y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height)
+    return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+
+
+def render(p: Placement, only: int | None = None) -> np.ndarray:
+    """The number's ink: float32 (height, width); `only=k` draws digit k alone.
+
+    Ink combines as transmittances multiply: paper under two strokes is darker
+    than under either, never lighter.
+    """
+    light = np.ones((p.height, p.width), np.float32)
+    th, tw = p.tiles.shape[1:]
+    for k, (tile, (top, left)) in enumerate(zip(p.tiles, p.corners.tolist())):
+        if only is not None and k != only:
+            continue
+        y0, x0 = max(0, top), max(0, left)
+        y1, x1 = min(p.height, top + th), min(p.width, left + tw)
+        if y1 > y0 and x1 > x0:
+            light[y0:y1, x0:x1] *= 1.0 - tile[y0 - top : y1 - top, x0 - left : x1 - left]
+    return 1.0 - light
+
+
+def fit_width(image: np.ndarray, boxes: np.ndarray, width: int | None, fit: str, rng_offset: float = 0.5):
+    """Meet an exact width: pad both sides evenly, or resize (fit="stretch"), or ValueError.
+
+    Returns (image, boxes) with the boxes moved or scaled to match.
+    """
+    if width is None or width == image.shape[1]:
+        return image, boxes
+    h, w = image.shape
+    if width > w and fit == "pad":
+        left = (width - w) // 2
+        out = np.zeros((h, width), np.float32)
+        out[:, left : left + w] = image
+        return out, boxes + np.array([left, 0, 0, 0])
+    if fit != "stretch":
+        raise ValueError(
+            f"image_width {width} is too narrow for this handwritten number ({w} pixels); "
+            "use a wider width or fit='stretch' (--stretch)"
+        )
+    from PIL import Image
+
+    out = np.clip(np.asarray(Image.fromarray(image, mode="F").resize((width, h), Image.Resampling.BILINEAR)), 0, 1)
+    scale = width / w
+    x0 = np.floor(boxes[:, 0] * scale)
+    x1 = np.ceil((boxes[:, 0] + boxes[:, 2]) * scale)
+    scaled = boxes.copy()
+    scaled[:, 0], scaled[:, 2] = x0, x1 - x0
+    return out.astype(np.float32), scaled
+
+
+def write_numbers(glyph_sets: list[np.ndarray], hand: Handwriting, draws: list[Draw]) -> list[Placement]:
+    """Place many numbers: each glyph set (n_i, 28, 28) with its Draw.
+
+    Strokes change for all digits at once; each number is warped on its own,
+    into tiles sized for its own digits (a batch-wide tile would be as large
+    as the largest digit of the batch, and cost more than the batching saves).
+    """
+    sizes = [len(g) for g in glyph_sets]
+    glyphs = np.concatenate([np.asarray(g, np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE) for g in glyph_sets])
+    strokes = np.concatenate([d.strokes for d in draws])
+    glyphs = np.clip(change_stroke(glyphs, strokes), 0, 1)
+    out, start = [], 0
+    for n, d in zip(sizes, draws):
+        tiles = warp(glyphs[start : start + n], d.scales, d.slants)
+        out.append(place(tiles, d, hand.height))
+        start += n
+    return out

@@ -1,0 +1,422 @@
+"""Handwriting layout, paper and --realistic: what a user sees in the images and the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, make_digits
+from digitgenerator import Digitgenerator
+from digitgenerator.cli import dataset_main, main
+from digitgenerator.compose import INK_THRESHOLD
+from digitgenerator.dataset import DatasetSpec, batches, export
+from digitgenerator.handwriting import Draw, Handwriting, draw, place, render, warp, write_numbers
+from digitgenerator.idx import write_idx
+from digitgenerator.paper import Paper
+from digitgenerator.png import read_png
+from digitgenerator.realistic import Realistic
+
+LAYOUT_ONLY = Realistic(paper=None)
+
+
+QUANTUM = 1 / 255 + 1e-6  # what 8-bit PNG rounding can move a pixel by
+
+
+def assert_boxes_tight(ink: np.ndarray, boxes) -> None:
+    """No ink outside the boxes, and ink on every edge of each box (up to PNG rounding)."""
+    inside = np.zeros(ink.shape, bool)
+    for x, y, w, h in boxes:
+        assert w > 0 and h > 0
+        inside[y : y + h, x : x + w] = True
+        region = ink[y : y + h, x : x + w] > INK_THRESHOLD - QUANTUM
+        assert region[0].any() and region[-1].any() and region[:, 0].any() and region[:, -1].any(), (x, y, w, h)
+    assert not (ink[~inside] > INK_THRESHOLD + QUANTUM).any(), "ink outside every box"
+
+
+def ink_bbox(image: np.ndarray, threshold: float = INK_THRESHOLD):
+    """(x, y, width, height) of the pixels above threshold, computed directly."""
+    ys, xs = np.nonzero(image > threshold)
+    return (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+
+
+@pytest.fixture(scope="module")
+def gen():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Digitgenerator(seed=0)
+
+
+def touching_placement(gen, seed: int, digits=(2, 0, 2, 6, 1, 9, 7, 4)):
+    rng = np.random.default_rng(seed)
+    hand = Handwriting(gap=(-4, -2))
+    glyphs = gen.real_digits(np.array(digits), rng)
+    return write_numbers([glyphs], hand, [draw(hand, len(digits), rng)])[0]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_overlapping_strokes_never_erase_ink(gen, seed):
+    p = touching_placement(gen, seed)
+    assert (np.diff(p.boxes[:, 0]) < p.boxes[:-1, 2]).any(), "the gaps should make ink boxes overlap"
+    whole = render(p)
+    alone = np.stack([render(p, only=k) for k in range(len(p.boxes))])
+    # Every stroke is at least as dark in the number as on its own, and overlaps are darker still:
+    # ink combines like transmittances, 1 - prod(1 - a_k).
+    assert np.all(whole >= alone.max(axis=0) - 1e-6)
+    np.testing.assert_allclose(whole, 1 - np.prod(1 - alone, axis=0), atol=1e-6)
+    assert whole.max() <= 1.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_boxes_are_where_each_digits_ink_landed(gen, seed):
+    p = touching_placement(gen, seed)
+    for k, box in enumerate(p.boxes.tolist()):
+        assert tuple(box) == ink_bbox(render(p, only=k))
+
+
+def test_one_slant_and_size_per_number_with_small_variation():
+    hand = Handwriting()
+    rng = np.random.default_rng(0)
+    spreads = []
+    for _ in range(200):
+        d = draw(hand, 8, rng)
+        slants = np.rad2deg(np.arctan(d.slants))
+        assert np.ptp(slants) <= 2 * hand.digit_slant + 1e-9
+        assert np.all(np.abs(slants) <= hand.slant + hand.digit_slant + 1e-9)
+        assert np.ptp(d.strokes) <= 2 * hand.digit_stroke + 1e-9
+        assert np.ptp(d.scales) / d.scales.mean() <= 2 * hand.digit_scale + 1e-9
+        assert np.all((d.gaps >= hand.gap[0]) & (d.gaps <= hand.gap[1]))
+        assert np.all(np.abs(d.dys) <= np.ceil(hand.jitter))
+        spreads.append(slants.mean())
+    # ... while numbers differ from each other by much more than their digits do.
+    assert np.std(spreads) > 3 * hand.digit_slant / np.sqrt(3) / np.sqrt(8)
+
+
+def test_warp_is_the_same_alone_or_in_a_batch(gen):
+    rng = np.random.default_rng(3)
+    glyphs = gen.real_digits(rng.integers(0, 10, 6), rng)
+    scales, slants = rng.uniform(0.8, 1.3, 6), np.tan(np.deg2rad(rng.uniform(-20, 20, 6)))
+    batch = warp(glyphs, scales, slants)
+    for k in range(6):
+        alone = warp(glyphs[k : k + 1], scales[k : k + 1], slants[k : k + 1])[0]
+        th, tw = alone.shape
+        bh, bw = batch.shape[1:]
+        # Same pixel offsets from the ink centre, whatever the tile size.
+        crop = batch[k, bh // 2 - th // 2 : bh // 2 - th // 2 + th, bw // 2 - tw // 2 : bw // 2 - tw // 2 + tw]
+        np.testing.assert_array_equal(crop, alone)
+        assert batch[k].sum() == pytest.approx(alone.sum(), rel=1e-6)
+
+
+def test_warp_scales_and_slants_as_asked():
+    square = np.zeros((1, 28, 28), np.float32)
+    square[0, 9:19, 9:19] = 1  # a 10 x 10 block
+    big = warp(square, np.array([1.5]), np.array([0.0]))[0]
+    x, y, w, h = ink_bbox(big, 0.5)
+    assert (w, h) == (15, 15)
+    slanted = warp(square, np.array([1.0]), np.array([np.tan(np.deg2rad(20))]))[0]
+    rows = [np.flatnonzero(r > 0.5) for r in slanted if (r > 0.5).any()]
+    # A right-leaning slant moves the top of the block right of its bottom, by about tan(20) x 10 px.
+    assert rows[0].mean() - rows[-1].mean() == pytest.approx(np.tan(np.deg2rad(20)) * 9, abs=1.0)
+
+
+def test_stroke_width_follows_the_draw(gen):
+    rng = np.random.default_rng(0)
+    glyphs = gen.real_digits(np.array([0]), rng)
+    base = Draw(np.ones(1), np.zeros(1), np.zeros(1), np.zeros(0, np.int64), np.zeros(1))
+    ink = {s: render(place(*_one(glyphs, base, s))).sum() for s in (-1.0, 0.0, 1.0)}
+    assert ink[-1.0] < 0.8 * ink[0.0] and ink[1.0] > 1.2 * ink[0.0]
+
+
+def _one(glyphs, base, stroke):
+    from digitgenerator.handwriting import change_stroke
+
+    g = np.clip(change_stroke(glyphs, np.array([stroke])), 0, 1)
+    return warp(g, base.scales, base.slants), base, 36
+
+
+def test_api_realistic_image_and_boxes(gen):
+    image = gen.draw_from_mnist([2, 0, 2, 6], realistic=LAYOUT_ONLY, seed=4)
+    assert image.dtype == np.float32 and image.shape[0] == Handwriting().height
+    boxes = np.array(gen.latest_layout.ink_boxes)
+    assert len(boxes) == 4
+    assert_boxes_tight(image, boxes)
+    assert [x for x, _ in gen.latest_layout.boxes()] == boxes[:, 0].tolist()
+
+
+def test_api_same_seed_same_image_and_the_default_mix_is_on_paper(gen):
+    a = gen.draw_from_mnist([3, 1, 4], realistic=True, seed=9)
+    b = gen.draw_from_mnist([3, 1, 4], realistic=True, seed=9)
+    c = gen.draw_from_mnist([3, 1, 4], realistic=True, seed=10)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape != c.shape or not np.array_equal(a, c)
+    assert (a > 0).mean() > 0.5, "paper grain and tone darken almost every pixel a little"
+
+
+def test_api_refuses_box_spacing_with_realistic(gen):
+    with pytest.raises(ValueError, match="Handwriting.gap"):
+        gen.draw_from_mnist([1, 2], (2, 6), realistic=True)
+    with pytest.raises(ValueError, match="Handwriting.gap"):
+        gen.draw_from_mnist([1, 2], ink_spacing=True, realistic=True)
+    with pytest.raises(ValueError, match="realistic must be"):
+        gen.draw_from_mnist([1, 2], realistic="yes")
+
+
+def test_api_exact_width_pads_or_squeezes(gen):
+    wide = gen.draw_from_mnist([1, 2, 3], (4, 4), 300, realistic=LAYOUT_ONLY, seed=1)
+    assert wide.shape == (36, 300)
+    boxes = np.array(gen.latest_layout.ink_boxes)
+    assert ink_bbox(wide) == (boxes[:, 0].min(), boxes[:, 1].min(),
+                              (boxes[:, 0] + boxes[:, 2]).max() - boxes[:, 0].min(),
+                              (boxes[:, 1] + boxes[:, 3]).max() - boxes[:, 1].min())
+    assert abs(boxes[0, 0] - (300 - (boxes[-1, 0] + boxes[-1, 2]))) <= 3, "centred"
+    narrow = gen.draw_from_mnist([1, 2, 3, 4, 5, 6], (4, 4), 60, realistic=LAYOUT_ONLY, seed=1)
+    assert narrow.shape == (36, 60)
+    assert (np.array(gen.latest_layout.ink_boxes)[:, 0] + np.array(gen.latest_layout.ink_boxes)[:, 2]).max() <= 60
+
+
+def test_cvae_realistic_writes_one_handwriting(random_model):
+    gen = Digitgenerator(model_dir=random_model)
+    image = gen.sample_from_vae([4, 4, 4], realistic=LAYOUT_ONLY, seed=2)
+    assert image.shape[0] == 36
+    # One latent for the whole number: three equal digits are the same glyph, so the same ink mass
+    # (up to the per-digit size and slant variation).
+    masses = [render_box(image, b).sum() for b in gen.latest_layout.ink_boxes]
+    assert max(masses) / min(masses) < 1.6
+
+
+def render_box(image, box):
+    x, y, w, h = box
+    return image[y : y + h, x : x + w]
+
+
+@pytest.mark.parametrize(
+    "hand, message",
+    [
+        (dict(gap=(3, 1)), "swap them"),
+        (dict(gap=(-60, 0)), "gap min"),
+        (dict(scale=(0.5, float("nan"))), "scale max"),
+        (dict(jitter=-1), "jitter"),
+        (dict(slant=45), "slant"),
+        (dict(height=20), "at least"),
+        (dict(height=10**9), "height"),
+        (dict(stroke=1.0, digit_stroke=0.5), "exceeds"),
+        (dict(gap="wide"), "two numbers"),
+    ],
+)
+def test_bad_handwriting_values_say_what_is_wrong(hand, message):
+    with pytest.raises(ValueError, match=message):
+        Handwriting(**hand)
+
+
+@pytest.mark.parametrize(
+    "paper, message",
+    [(dict(guides="stars"), "guides"), (dict(noise=float("inf")), "noise"), (dict(tone=(0.5, 0.2)), "swap"),
+     (dict(ink=(0.0, 0.1), tone=(0.2, 0.3)), "invisible"), (dict(blur=2), "blur")],
+)
+def test_bad_paper_values_say_what_is_wrong(paper, message):
+    with pytest.raises(ValueError, match=message):
+        Paper(**paper)
+
+
+# ----------------------------------------------------------------------------- command lines
+
+
+def run_png(tmp_path, *args, name="r.png"):
+    code = main([*args, "--outfile", str(tmp_path / name)])
+    assert code == 0
+    return (tmp_path / name).read_bytes()
+
+
+def test_generate_png_realistic_is_seeded_and_black_on_white(tmp_path):
+    a = run_png(tmp_path, "--digits", "2", "0", "2", "6", "--realistic", "--seed", "1", name="a.png")
+    b = run_png(tmp_path, "--digits", "2", "0", "2", "6", "--realistic", "--seed", "1", name="b.png")
+    c = run_png(tmp_path, "--digits", "2", "0", "2", "6", "--realistic", "--seed", "2", name="c.png")
+    assert a == b and a != c
+    image = read_png(tmp_path / "a.png")
+    assert image.shape[0] == 36
+    assert np.median(image) > 0.75 and image.min() < 0.3, "white-ish paper, dark ink"
+    run_png(tmp_path, "--digits", "2", "0", "2", "6", "--realistic", "--seed", "1", "--invert", name="i.png")
+    np.testing.assert_allclose(read_png(tmp_path / "i.png"), 1 - image, atol=1 / 255 + 1e-6)
+
+
+@pytest.mark.parametrize(
+    "flags, check",
+    [
+        (["--height", "48"], lambda im, base: im.shape[0] == 48),
+        (["--gap", "8", "8"], lambda im, base: im.shape[1] >= base.shape[1] + 3 * (8 - 4)),
+        (["--gap", "-6", "-6"], lambda im, base: im.shape[1] < base.shape[1]),
+        (["--no-paper"], lambda im, base: np.mean(im == 1.0) > 0.6),
+        (["--guides", "line", "--no-paper"], None),
+        (["--noise", "0", "--blur", "0"], lambda im, base: not np.array_equal(im, base)),
+        (["--scale", "1.2", "1.2"], lambda im, base: im.shape[1] >= base.shape[1]),
+    ],
+)
+def test_each_realistic_flag_changes_the_image_as_documented(tmp_path, flags, check):
+    if check is None:  # a paper flag with --no-paper is a usage error
+        assert main(["--digits", "1", "2", "--realistic", *flags, "--outfile", str(tmp_path / "x.png")]) == 2
+        return
+    common = ["--digits", "5", "0", "3", "8", "--realistic", "--seed", "3"]
+    if "--no-paper" not in flags:
+        common += ["--guides", "none"]  # comb boxes place digits in cells, whatever the gap
+    run_png(tmp_path, *common, name="base.png")
+    run_png(tmp_path, *common, *flags, name="flag.png")
+    assert check(read_png(tmp_path / "flag.png"), read_png(tmp_path / "base.png"))
+
+
+def test_scale_sets_the_size_of_the_digits(tmp_path):
+    common = ["--digits", "5", "0", "3", "8", "--realistic", "--seed", "3", "--no-paper"]
+    run_png(tmp_path, *common, "--scale", "0.8", "0.8", name="small.png")
+    run_png(tmp_path, *common, "--scale", "1.2", "1.2", name="large.png")
+    small, large = ((read_png(tmp_path / f) < 0.5).sum() for f in ("small.png", "large.png"))
+    assert 1.6 < large / small < 3.0  # area grows as the square: (1.2 / 0.8)^2 = 2.25
+
+
+def test_guides_draw_a_rule_or_comb_boxes(tmp_path):
+    common = ["--digits", "5", "0", "3", "8", "--realistic", "--seed", "3", "--noise", "0", "--blur", "0"]
+    run_png(tmp_path, *common, "--guides", "line", name="line.png")
+    run_png(tmp_path, *common, "--guides", "comb", name="comb.png")
+    run_png(tmp_path, *common, "--guides", "none", name="none.png")
+    line, comb, none = (read_png(tmp_path / f) for f in ("line.png", "comb.png", "none.png"))
+    full_rows = lambda im: [r for r in range(im.shape[0]) if np.all(im[r, 3:-3] < np.median(im) - 0.1)]  # noqa: E731
+    full_cols = lambda im: [c for c in range(im.shape[1]) if np.mean(im[:, c] < np.median(im) - 0.1) > 0.6]  # noqa: E731
+    assert len(full_rows(line)) >= 1 and not full_rows(none)
+    assert len(full_rows(comb)) >= 2 and len(full_cols(comb)) >= 5  # top, bottom, and 5 walls for 4 cells
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--digits", "1", "--gap", "1", "2"], "--gap needs --realistic"),
+        (["--digits", "1", "--no-paper"], "--no-paper needs --realistic"),
+        (["--digits", "1", "--realistic", "--spacing", "1", "2"], "--spacing applies to the box layout"),
+        (["--digits", "1", "--realistic", "--ink-spacing"], "--ink-spacing applies to the box layout"),
+        (["--digits", "1", "--realistic", "--gap", "5", "1"], "swap them"),
+        (["--digits", "1", "--realistic", "--gap", "-99", "1"], "gap must be between"),
+        (["--digits", "1", "--realistic", "--scale", "nan", "1"], "scale must be between"),
+        (["--digits", "1", "--realistic", "--height", "99999"], "--height must be between"),
+        (["--digits", "1", "--realistic", "--height", "20"], "at least"),
+        (["--digits", "1", "--realistic", "--slant", "inf"], "--slant must be between"),
+        (["--digits", "1", "--realistic", "--guides", "dots"], "invalid choice"),
+        (["--digits", "1", "--realistic", "--denoise", "0.3"], "leave out --realistic"),
+    ],
+)
+def test_bad_realistic_options_give_one_line_and_no_file(tmp_path, capsys, args, message):
+    out = tmp_path / "never.png"
+    assert main([*args, "--outfile", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_dataset_realistic_flags_are_checked_before_writing(tmp_path, capsys):
+    assert dataset_main(["--count", "5", "--out", str(tmp_path / "d"), "--scale", "1", "1"]) == 2
+    assert "--scale needs --realistic" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+@pytest.fixture
+def height_coded_mnist(tmp_path):
+    """A training set where digit d is a 4-pixel-wide bar 4 + 2d pixels tall: its label can be read off its ink."""
+    folder = tmp_path / "bars"
+    folder.mkdir()
+    labels = np.repeat(np.arange(10, dtype=np.uint8), 3)
+    images = np.zeros((30, 28, 28), np.uint8)
+    for i, d in enumerate(labels):
+        images[i, 4 : 8 + 2 * d, 12:16] = 255
+    write_idx(folder / "train-images-idx3-ubyte", images)
+    write_idx(folder / "train-labels-idx1-ubyte", labels)
+    return folder
+
+
+def test_manifest_digits_and_ink_boxes_match_the_pixels(tmp_path, height_coded_mnist):
+    out = tmp_path / "ds"
+    code = dataset_main(["--count", "60", "--out", str(out), "--realistic", "--no-paper", "--scale", "1", "1",
+                         "--slant", "0", "--stroke", "0", "--jitter", "3", "--gap", "-1", "3", "--length", "2", "6",
+                         "--mnist-folder", str(height_coded_mnist), "--no-progress"])
+    assert code == 0
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 60
+    for row in rows:
+        ink = 1.0 - read_png(out / row["file"])  # written black on white
+        assert ink.shape == (row["height"], row["width"])
+        assert len(row["ink_boxes"]) == len(row["text"]) == len(row["boxes"])
+        assert_boxes_tight(ink, row["ink_boxes"])
+        for digit, (x, y, w, h), (bx, bw) in zip(row["text"], row["ink_boxes"], row["boxes"]):
+            assert (bx, bw) == (x, w)
+            # The bar's height tells its label: 4 + 2d pixels, give or take 10% per-digit size
+            # and a pixel of interpolation at each end.
+            tall = 4 + 2 * int(digit)
+            assert abs(h - tall) <= 2 + 0.1 * tall
+
+
+def test_manifest_boxes_stay_true_with_augmentation_in_the_box_layout(tmp_path):
+    out = tmp_path / "aug"
+    assert dataset_main(["--count", "30", "--out", str(out), "--rotate", "25", "--shear", "20", "--seed", "4",
+                         "--spacing", "0", "3", "--no-progress"]) == 0
+    for line in (out / "manifest.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        assert_boxes_tight(read_png(out / row["file"]), row["ink_boxes"])
+
+
+def test_realistic_export_is_the_same_with_workers_and_batches(tmp_path):
+    spec = DatasetSpec(count=150, length=(1, 8), realistic=True, seed=2)
+    one, two = tmp_path / "one", tmp_path / "two"
+    export(spec, one, workers=1, progress=False)
+    export(spec, two, workers=2, progress=False)
+    assert (one / "manifest.jsonl").read_bytes() == (two / "manifest.jsonl").read_bytes()
+    for k in range(150):
+        assert (one / f"{k:07d}.png").read_bytes() == (two / f"{k:07d}.png").read_bytes()
+    gen = Digitgenerator()
+    images, labels = next(batches(gen, spec, batch_size=10))
+    assert images.shape[:2] == (10, 36)
+    rows = [json.loads(line) for line in (one / "manifest.jsonl").read_text().splitlines()]
+    for k in range(10):
+        png = read_png(one / rows[k]["file"])
+        np.testing.assert_allclose(images[k, :, : png.shape[1]], png, atol=0.5 / 255 + 1e-6)
+        assert "".join(str(d) for d in labels[k] if d >= 0) == rows[k]["text"]
+
+
+def test_realistic_job_is_its_own_job(tmp_path):
+    out = tmp_path / "job"
+    assert dataset_main(["--count", "3", "--out", str(out), "--no-progress"]) == 0
+    assert dataset_main(["--count", "3", "--out", str(out), "--realistic", "--no-progress"]) == 2
+    job = json.loads((out / "dataset.json").read_text())
+    assert "realistic" not in job["spec"]
+
+
+# ----------------------------------------------------------------------------- default output unchanged
+
+# SHA-256 of images made by digitgenerator 1.0.0 (before the realistic layout) from the embedded sample.
+BEFORE = {
+    "digits135": (["--digits", "1", "3", "5", "--seed", "0"], "e958102e1ad8254b43c0542f13c0e7ac1816bee6cebec21a73898a5f58d3b998"),
+    "random8": (["--random", "8", "--spacing", "1", "6", "--seed", "0"], "c1d89aa62012854ef0f26f3702e0fda68e2b6f9c66e4212f4222876ce4357b46"),
+    "ink_invert": (["--digits", "9", "0", "2", "--ink-spacing", "--invert", "--seed", "5"], "cd63c08c5147a1e9d9bee109d56f588e6b641161c0a9b554998e695e9a9091d1"),
+    "width_pad": (["--digits", "4", "2", "--width", "200", "--seed", "7"], "27026f317c8cfc9597e0482b24881128fd15afa9a342b0ff3df6e4ed10c53560"),
+    "stretch": (["--digits", "4", "2", "7", "--width", "60", "--stretch", "--seed", "7"], "687f2c6094494fd073e9de540c7021fee6b9611407fbc30663389989072bbc02"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_default_output_is_byte_for_byte_what_it_was(tmp_path, name):
+    args, digest = BEFORE[name]
+    assert hashlib.sha256(run_png(tmp_path, *args)).hexdigest() == digest
+
+
+def test_default_dataset_images_are_what_they_were(tmp_path):
+    out = tmp_path / "ds"
+    assert dataset_main(["--count", "40", "--out", str(out), "--seed", "3", "--rotate", "10", "--elastic", "5", "--no-progress"]) == 0
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(out)):
+        if name.endswith(".png"):
+            h.update((out / name).read_bytes())
+    assert h.hexdigest() == "2a1a8505d0fff3b122196985bf6b92fdec15026ed99e9151ab3819cc814c38df"
