@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
+import re
+import socket
 import threading
 from pathlib import Path
 
 TMP_SUFFIX = ".tmp"
+TAG = "digitgenerator"  # every temporary name carries it, with this host and the writer's pid
+MAX_STEM = 80  # characters of the target's name kept in its temporary's name (file names stop at 255 bytes)
+_TEMP = re.compile(rf"^\..*~{TAG}-([0-9a-f]{{8}})-(\d+)-\d+{re.escape(TMP_SUFFIX)}$")
+
+
+@functools.lru_cache(maxsize=1)
+def host_tag() -> str:
+    """8 hex digits naming this machine: a pid means something only on the host that made it."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def temp_name(path: str | os.PathLike) -> str:
-    """A hidden sibling of `path`, unique to this process and thread."""
+    """A hidden sibling of `path`, unique to this host, process and thread, and recognisably ours.
+
+    `.NAME~digitgenerator-HOST-PID-THREAD.tmp`, with NAME cut to MAX_STEM
+    characters, so a valid 255-byte target name still has a valid temporary.
+    """
     folder, name = os.path.split(os.fspath(path))
-    return os.path.join(folder, f".{name}.{os.getpid()}-{threading.get_ident()}{TMP_SUFFIX}")
+    return os.path.join(folder, f".{name[:MAX_STEM]}~{TAG}-{host_tag()}-{os.getpid()}-{threading.get_ident()}{TMP_SUFFIX}")
 
 
 @contextlib.contextmanager
@@ -40,18 +57,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         f.write(data)
 
 
-def remove_stale_temporaries(folder: Path) -> int:
-    """Delete temporary files left in `folder` by processes that no longer run; return how many."""
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete this tool's temporary files in `folder` whose writer, on this host, no longer runs.
+
+    Only names of the form temp_name makes, with this host's tag, are touched:
+    a user's own `.x.123.tmp` or another machine's temporaries on a shared
+    folder are left alone. Returns how many were removed.
+    """
     removed = 0
-    for tmp in folder.glob(f".*{TMP_SUFFIX}"):
+    for tmp in Path(folder).glob(f".*~{TAG}-*{TMP_SUFFIX}"):
+        match = _TEMP.match(tmp.name)
+        if not match or match.group(1) != host_tag():
+            continue
         try:
-            pid = int(tmp.name.rsplit(".", 2)[-2].split("-")[0])
-            os.kill(pid, 0)
-        except (ValueError, IndexError):
-            continue  # not one of ours
+            os.kill(int(match.group(2)), 0)
         except ProcessLookupError:
             tmp.unlink(missing_ok=True)
             removed += 1
-        except PermissionError:
-            pass  # alive, someone else's
+        except (PermissionError, OverflowError):
+            pass  # alive (someone else's), or not a pid at all
     return removed

@@ -12,6 +12,7 @@ import sys
 import warnings
 
 from . import __version__
+from .compose import MAX_WIDTH
 
 USAGE_ERROR = 2
 RUNTIME_ERROR = 1
@@ -162,9 +163,9 @@ def build_generate_parser(prog: str = "generate_png") -> argparse.ArgumentParser
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--digits", nargs="+", type=_int_in(0, 9, "a digit"), metavar="D", help="the digits to write, 0-9")
     what.add_argument("--random", type=_int_in(1, 10_000, "--random"), metavar="N", help="write N random digits")
-    p.add_argument("--spacing", nargs=2, type=_int_in(0, None, "spacing"), default=None, metavar=("MIN", "MAX"),
+    p.add_argument("--spacing", nargs=2, type=_int_in(0, MAX_WIDTH, "spacing"), default=None, metavar=("MIN", "MAX"),
                    help="pixels between digits, each gap drawn from MIN..MAX inclusive (default: 4 4)")
-    p.add_argument("--width", type=_int_in(0, 100_000, "--width"), default=None,
+    p.add_argument("--width", type=_int_in(0, MAX_WIDTH, "--width"), default=None,
                    help="exact image width in pixels (default or 0: natural width)")
     p.add_argument("--stretch", action="store_true", help="resize the digits when --width is too narrow or wide for the spacing")
     p.add_argument("--ink-spacing", action="store_true", help="measure spacing between ink, not between 28-pixel boxes")
@@ -193,12 +194,14 @@ def _box_spacing(args) -> tuple[int, int]:
 
 def _check_outfile(path) -> None:
     """An output path that cannot be written is a usage error, found before any work."""
+    from .atomic import remove_stale_temporaries
     from .png import check_png_path
 
     try:
-        check_png_path(path)
+        path = check_png_path(path)
     except OSError as exc:
         raise UsageError(str(exc)) from None
+    remove_stale_temporaries(path.parent)  # left by a generate_png killed between write and rename
 
 
 def _generate(args) -> int:
@@ -297,11 +300,11 @@ def _non_negative_float(what: str):
 
 def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.ArgumentParser:
     p = OneLineParser(prog=prog, description="Write N labelled digit-sequence images and a JSON Lines manifest, for OCR training.")
-    p.add_argument("--count", "-n", type=_int_in(0, None, "--count"), required=True, help="number of images (whole job, all shards)")
+    p.add_argument("--count", "-n", type=_int_in(0, 1_000_000_000, "--count"), required=True, help="number of images (whole job, all shards)")
     p.add_argument("--out", required=True, help="output folder (created); re-run the same command to resume")
     p.add_argument("--length", nargs=2, type=_int_in(1, 1000, "length"), default=[1, 8], metavar=("MIN", "MAX"), help="digits per image (default: 1 8)")
-    p.add_argument("--spacing", nargs=2, type=_int_in(0, None, "spacing"), default=None, metavar=("MIN", "MAX"), help="pixels between digits (default: 4 4)")
-    p.add_argument("--width", type=_int_in(0, 100_000, "--width"), default=None, help="exact image width (default: natural)")
+    p.add_argument("--spacing", nargs=2, type=_int_in(0, MAX_WIDTH, "spacing"), default=None, metavar=("MIN", "MAX"), help="pixels between digits (default: 4 4)")
+    p.add_argument("--width", type=_int_in(0, MAX_WIDTH, "--width"), default=None, help="exact image width (default: natural)")
     p.add_argument("--stretch", action="store_true", help="resize digits to meet --width when spacing cannot")
     p.add_argument("--ink-spacing", action="store_true", help="spacing measured between ink rather than 28-pixel boxes")
     p.add_argument("--source", choices=("mnist", "cvae"), default="mnist", help="real MNIST digits or CVAE samples (default: mnist)")

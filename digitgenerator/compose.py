@@ -16,6 +16,7 @@ from .data import IMAGE_SIZE, NUM_CLASSES
 
 FITS = ("pad", "stretch")
 INK_THRESHOLD = 0.1  # a column holds ink when some pixel exceeds this
+MAX_WIDTH = 500_000  # pixels: a float32 image of 28 x 500,000 is 56 MB; wider is a typing error, not a number
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ def check_spacing(spacing_range) -> tuple[int, int]:
     for v in (lo, hi):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, Integral) or v < 0:
             raise ValueError(f"spacing {v!r} must be a non-negative integer")
+        if v > MAX_WIDTH:
+            raise ValueError(f"spacing {v} is larger than the widest image ({MAX_WIDTH} pixels)")
     if lo > hi:
         raise ValueError(f"spacing_range ({lo}, {hi}): min is greater than max; swap them")
     return int(lo), int(hi)
@@ -71,20 +74,27 @@ def check_width(image_width) -> int | None:
         return None
     if isinstance(image_width, (bool, np.bool_)) or not isinstance(image_width, Integral) or image_width < 0:
         raise ValueError(f"image_width {image_width!r} must be a positive integer, or None/0 for natural width")
+    if image_width > MAX_WIDTH:
+        raise ValueError(f"image_width {image_width} is over the limit of {MAX_WIDTH} pixels")
     return int(image_width) or None
 
 
 def _exact_spacings(n_gaps: int, total: int, lo: int, hi: int, rng: np.random.Generator) -> np.ndarray:
-    """n_gaps random spacings in [lo, hi] that add up to `total` (lo*n <= total <= hi*n)."""
-    s = rng.integers(lo, hi, size=n_gaps, endpoint=True)
-    diff = total - int(s.sum())
-    while diff:
-        # Move one pixel at a time into (or out of) randomly chosen gaps that have room.
-        room = np.flatnonzero(s < hi) if diff > 0 else np.flatnonzero(s > lo)
-        chosen = rng.choice(room, size=min(abs(diff), len(room)), replace=False)
-        s[chosen] += 1 if diff > 0 else -1
-        diff -= int(np.sign(diff)) * len(chosen)
-    return s
+    """n_gaps random spacings in [lo, hi] that add up to `total` (lo*n <= total <= hi*n), in O(n_gaps).
+
+    Each gap gets lo plus a random share of the extra (total - n lo), in
+    proportion to a uniform weight and capped at hi - lo; what rounding and
+    the caps leave over is handed out in a random order to gaps with room.
+    """
+    extra, cap = total - n_gaps * lo, hi - lo
+    weights = rng.random(n_gaps)
+    share = np.minimum(np.floor(weights / max(weights.sum(), 1e-12) * extra), cap).astype(np.int64)
+    left = extra - int(share.sum())
+    order = rng.permutation(n_gaps)
+    room = cap - share[order]
+    take = np.minimum(room, np.maximum(left - (np.cumsum(room) - room), 0))
+    share[order] += take
+    return lo + share
 
 
 def plan_layout(
@@ -130,6 +140,9 @@ def plan_layout(
             f"image_width {width} is too narrow for {len(widths)} digits with spacing >= {lo}: "
             f"at least {ink + n_gaps * lo} pixels are needed (or squeeze them with fit='stretch', --stretch on the command line)"
         )
+    natural = ink + int(np.sum(gaps)) + 2 * margin
+    if natural > MAX_WIDTH:
+        raise ValueError(f"{len(widths)} digits with spacing up to {hi} make an image {natural} pixels wide; the limit is {MAX_WIDTH}")
     offsets = [margin]
     for w, gap in zip(widths, gaps.tolist()):
         offsets.append(offsets[-1] + w + gap)

@@ -14,6 +14,7 @@ import json
 import os
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +123,11 @@ def _idx_count(path: Path, magic: int) -> int:
     """The item count from an IDX header, reading only its first 8 bytes."""
     with open(path, "rb") as f:
         gzipped = f.read(2) == b"\x1f\x8b"
-    with (gzip.open if gzipped else open)(path, "rb") as f:
-        head = f.read(8)
+    try:
+        with (gzip.open if gzipped else open)(path, "rb") as f:
+            head = f.read(8)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{path}: corrupt gzip data ({exc}); delete it and fetch it again") from None
     if len(head) < 8 or struct.unpack(">I", head[:4])[0] != magic:
         raise ValueError(f"{path}: not an IDX file with magic number {magic}")
     return struct.unpack(">I", head[4:])[0]

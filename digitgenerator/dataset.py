@@ -37,6 +37,8 @@ SOURCES = ("mnist", "cvae")
 JOB_FILE = "dataset.json"
 CHUNK = 64  # images per task handed to a worker
 PNG_LEVEL = 1
+MAX_COUNT = 1_000_000_000  # images in one job: more is a typing error (1e9 small PNGs fill about 5 TB)
+WINDOW = 8  # chunks in flight per worker: the work is streamed, never listed whole
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,8 @@ class DatasetSpec:
 
     def __post_init__(self):
         object.__setattr__(self, "realistic", Realistic.coerce(self.realistic))
-        if isinstance(self.count, bool) or not isinstance(self.count, (int, np.integer)) or self.count < 0:
-            raise ValueError(f"count {self.count!r} must be a non-negative integer")
+        if isinstance(self.count, bool) or not isinstance(self.count, (int, np.integer)) or not 0 <= self.count <= MAX_COUNT:
+            raise ValueError(f"count {self.count!r} must be an integer from 0 to {MAX_COUNT:,}")
         try:
             lo, hi = (int(v) for v in self.length)
         except (TypeError, ValueError):
@@ -236,18 +238,18 @@ def export(
         atomic_write_bytes(job_path, (json.dumps(job, indent=2) + "\n").encode())
     manifest = out / manifest_name(shard)
     done = {row["file"] for row in read_manifest(manifest)}
-    todo = [i for i in indices if f"{i:07d}.png" not in done]
-    chunks = [todo[s : s + CHUNK] for s in range(0, len(todo), CHUNK)]
-    bar = Progress(len(indices), len(indices) - len(todo), enabled=progress)
+    already = sum(1 for i in indices if f"{i:07d}.png" in done) if done else 0
+    chunks = _pending_chunks(indices, done)
+    bar = Progress(len(indices), already, enabled=progress)
     with open(manifest, "a", encoding="utf-8") as log:
-        if workers == 1 or len(chunks) <= 1:
+        if workers == 1 or len(indices) - already <= CHUNK:
             results = map(_work, chunks)
             pool = None
         else:
             pool = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn").Pool(
                 workers, _init, (gen_args, spec, str(out), 1)
             )
-            results = pool.imap(_work, chunks)  # in order, so the manifest stays sorted
+            results = _windowed(pool, chunks, workers * WINDOW)
         try:
             for rows in results:
                 log.write("".join(json.dumps(row) + "\n" for row in rows))
@@ -258,6 +260,30 @@ def export(
                 pool.terminate()
     bar.close()
     return manifest
+
+
+def _pending_chunks(indices: range, done: set) -> Iterator[list[int]]:
+    """The indices not yet in the manifest, CHUNK at a time, lazily (a job may hold a billion)."""
+    chunk = []
+    for i in indices:
+        if not done or f"{i:07d}.png" not in done:
+            chunk.append(i)
+            if len(chunk) == CHUNK:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def _windowed(pool, chunks: Iterator[list[int]], window: int) -> Iterator[list[dict]]:
+    """pool.imap over `window` chunks at a time, in order: Pool.imap alone would list every chunk up front."""
+    import itertools
+
+    while True:
+        batch = list(itertools.islice(chunks, window))
+        if not batch:
+            return
+        yield from pool.imap(_work, batch)  # in order, so the manifest stays sorted
 
 
 class Progress:

@@ -14,6 +14,7 @@ from .noise import check_noise_prob, corrupt
 from .png import write_png
 
 SeedLike = int | np.random.Generator | None
+MAX_LATENT = 100.0  # style values beyond this decode to overflowed logits; fitted latents lie within about +/-5
 
 
 def make_rng(seed: SeedLike) -> np.random.Generator:
@@ -179,17 +180,24 @@ class Digitgenerator:
                 latent = np.asarray(style, dtype=np.float32)
             except (TypeError, ValueError):
                 latent = np.zeros(0, np.float32)
-            if latent.shape != (vae.latent_dim,) or not np.all(np.isfinite(latent)):
+            if latent.shape != (vae.latent_dim,) or not np.all(np.abs(latent) <= MAX_LATENT):
                 raise ValueError(
-                    f"style must be None, 'shared' or a finite latent vector of shape ({vae.latent_dim},), "
-                    f"got {style!r:.60}"
+                    f"style must be None, 'shared' or a latent vector of shape ({vae.latent_dim},) with values "
+                    f"within +/-{MAX_LATENT:g} (style_of gives one), got {style!r:.60}"
                 )
             z = np.tile(latent, (len(digits), 1))
         return self._finish(vae.decode(z, digits), spacing_range, image_width, rng, fit, ink_spacing, realistic)
 
     def style_of(self, image, label) -> np.ndarray:
-        """The handwriting of one real digit: its latent mean (latent_dim,), for sample_from_vae(style=...)."""
-        return self.vae.encode(np.asarray(image, dtype=np.float32)[None], check_digits([label]))[0][0]
+        """The handwriting of one real digit (float (28, 28) in [0, 1]): its latent mean (latent_dim,), for sample_from_vae(style=...)."""
+        try:
+            image = np.asarray(image, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"image must be a (28, 28) array of numbers in [0, 1], got {image!r:.60}") from None
+        if image.shape != (IMAGE_SIZE, IMAGE_SIZE) or not np.all((image >= 0) & (image <= 1)):
+            raise ValueError(f"image must be a (28, 28) array in [0, 1] (no NaN), got shape {image.shape} "
+                             f"with values {np.nanmin(image) if image.size else 'none'}..{np.nanmax(image) if image.size else ''}")
+        return self.vae.encode(image[None], check_digits([label]))[0][0]
 
     def denoise(
         self,

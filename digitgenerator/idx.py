@@ -10,8 +10,10 @@ dimensions), labels 2049 (0x0801, one dimension).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ UBYTE = 0x08
 IMAGES_MAGIC = 0x0803  # 2051: unsigned bytes, 3 dimensions (N, rows, cols)
 LABELS_MAGIC = 0x0801  # 2049: unsigned bytes, 1 dimension (N,)
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_IDX_BYTES = 2**31  # 2 GiB: thirty times MNIST's training images; a header asking for more is corrupt or hostile
 
 # Type codes of the IDX format and the big-endian numpy dtype each stands for.
 IDX_DTYPES = {
@@ -35,17 +38,45 @@ IDX_DTYPES = {
 
 
 def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic."""
+    """The file's bytes, gunzipped when it starts with the gzip magic.
+
+    A gzip stream is inflated only as far as the IDX header inside it says the
+    file goes (plus one byte, to notice trailing data): a small file that
+    inflates to gigabytes is refused, never read whole.
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"IDX file {path} does not exist") from None
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, ValueError) as exc:
-            raise ValueError(f"{path}: corrupt gzip data ({exc}); delete it and fetch it again") from None
-    return raw
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder, not an IDX file") from None
+    if raw[:2] != GZIP_MAGIC:
+        return raw
+    try:
+        inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        head = inflate.decompress(raw, 4)
+        if len(head) == 4 and head[:2] == b"\0\0":
+            head += inflate.decompress(inflate.unconsumed_tail, 4 * head[3])
+        size = _declared_size(head, str(path)) if len(head) >= 4 else len(head)
+        body = inflate.decompress(inflate.unconsumed_tail, max(size - len(head), 0) + 1)
+    except zlib.error as exc:
+        raise ValueError(f"{path}: corrupt gzip data ({exc}); delete it and fetch it again") from None
+    data = head + body
+    if len(data) <= size and not inflate.eof:  # asked for one byte more than needed and the stream did not end
+        raise ValueError(f"{path}: corrupt gzip data (the stream stops early); delete it and fetch it again")
+    return data
+
+
+def _declared_size(head: bytes, name: str) -> int:
+    """The total bytes an IDX file with this header must have; ValueError past MAX_IDX_BYTES."""
+    zero, type_code, ndim = struct.unpack(">HBB", head[:4])
+    if zero != 0 or type_code not in IDX_DTYPES or ndim == 0 or len(head) < 4 + 4 * ndim:
+        return len(head)  # parse_idx says what is wrong
+    shape = struct.unpack(f">{ndim}I", head[4 : 4 + 4 * ndim])
+    size = 4 + 4 * ndim + math.prod(shape) * IDX_DTYPES[type_code].itemsize
+    if size > MAX_IDX_BYTES:
+        raise ValueError(f"{name}: header declares shape {shape} ({size:,} bytes), over the {MAX_IDX_BYTES:,}-byte limit; the file is corrupt")
+    return size
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -61,7 +92,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise ValueError(f"{name}: truncated header ({len(data)} bytes, {ndim} dimensions declared)")
     shape = struct.unpack(f">{ndim}I", data[4:header_len])
     dtype = IDX_DTYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow, whatever the header says
     payload = len(data) - header_len
     if payload != expected:
         what = "truncated" if payload < expected else "has trailing bytes"
@@ -88,6 +119,8 @@ def read_images_and_labels(images_path, labels_path) -> tuple[np.ndarray, np.nda
     """Read an MNIST-style pair: uint8 images (N, rows, cols) and uint8 labels (N,)."""
     images = read_idx(images_path, IMAGES_MAGIC)
     labels = read_idx(labels_path, LABELS_MAGIC)
+    if len(images) == 0:
+        raise ValueError(f"{images_path} holds no images (its header says 0); fetch it again")
     if len(images) != len(labels):
         raise ValueError(
             f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"

@@ -27,6 +27,8 @@ def to_uint8(image: np.ndarray, invert: bool = False) -> np.ndarray:
 
 def check_png_path(filename: str | os.PathLike) -> Path:
     """The path, if it names a .png file in an existing, writable folder; else an error."""
+    if not isinstance(filename, (str, os.PathLike)):
+        raise ValueError(f"output file {filename!r} must be a path ending in .png")
     path = Path(filename)
     if path.suffix.lower() != ".png":
         raise ValueError(f"output file {str(path)!r} must end in .png")
@@ -35,6 +37,10 @@ def check_png_path(filename: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise PermissionError(f"cannot write {path}: folder {folder} is not writable")
+    if path.is_dir():
+        raise ValueError(f"output file {path} is an existing folder; name a .png file")
+    if len(os.fsencode(path.name)) > 255:
+        raise ValueError(f"output file name {path.name[:40]}... is longer than 255 bytes")
     return path
 
 

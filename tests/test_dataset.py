@@ -94,7 +94,7 @@ def test_other_options_reach_the_images(tmp_path):
     [
         (["--count", "5", "--length", "0", "3"], "length must be between 1"),
         (["--count", "5", "--length", "4", "2"], "length range 4 2"),
-        (["--count", "-1"], "--count must be >= 0"),
+        (["--count", "-1"], "--count must be between 0 and 1000000000"),
         (["--count", "5", "--source", "gan"], "invalid choice"),
         (["--count", "5", "--shard", "3/2"], "shard 3/2"),
         (["--count", "5", "--shard", "x"], "shard must look like I/N"),
@@ -175,9 +175,15 @@ def test_stale_temporaries_of_dead_writers_are_cleaned(tmp_path):
     dead.wait()  # its pid now names no running process
     out = tmp_path / "d"
     out.mkdir()
-    stale = out / f".0000000.png.{dead.pid}-1.tmp"
-    stale.write_bytes(b"half a png")
-    alive = out / f".0000001.png.{os.getpid()}-1.tmp"
-    alive.write_bytes(b"being written")
+    from digitgenerator.atomic import host_tag
+
+    host = host_tag()
+    stale = out / f".0000000.png~digitgenerator-{host}-{dead.pid}-1.tmp"
+    alive = out / f".0000001.png~digitgenerator-{host}-{os.getpid()}-1.tmp"
+    elsewhere = out / f".0000002.png~digitgenerator-{'0' * 8 if host != '0' * 8 else '1' * 8}-{dead.pid}-1.tmp"
+    users = out / f".notes.{dead.pid}.tmp"  # looks like a pid-tagged temporary, but is not the tool's
+    for path in (stale, alive, elsewhere, users):
+        path.write_bytes(b"some bytes")
     export(DatasetSpec(count=2, length=(1, 1)), out, progress=False)
-    assert not stale.exists() and alive.exists()
+    assert not stale.exists()
+    assert alive.exists() and elsewhere.exists() and users.exists()
