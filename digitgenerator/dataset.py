@@ -14,6 +14,7 @@ complete file; a re-run skips the indices already listed and finishes the job.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -161,7 +162,10 @@ def manifest_name(shard: tuple[int, int]) -> str:
 
 
 def read_manifest(path: Path) -> list[dict]:
-    """Manifest rows; a torn last line (from a kill mid-write) is cut off the file."""
+    """Manifest rows; a torn last line (from a kill mid-write) is cut off the file.
+
+    A line that is not a manifest row (hand-edited, say) is a ValueError naming it.
+    """
     if not path.exists():
         return []
     raw = path.read_bytes()
@@ -169,7 +173,49 @@ def read_manifest(path: Path) -> list[dict]:
     if len(keep) != len(raw):
         with open(path, "r+b") as f:
             f.truncate(len(keep))
-    return [json.loads(line) for line in keep.decode().splitlines() if line]
+    rows = []
+    for number, line in enumerate(keep.decode("utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict) or not isinstance(row.get("file"), str):
+            raise ValueError(f"{path} line {number} is not a manifest row ({line[:40]!r}); fix or delete that line")
+        rows.append(row)
+    return rows
+
+
+def read_job(path: Path) -> dict:
+    """The job description in dataset.json; ValueError when it is not one."""
+    try:
+        job = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        job = None
+    if not isinstance(job, dict) or not isinstance(job.get("spec"), dict):
+        raise ValueError(f"{path} is not a digitgenerator job file; restore it, or use another folder")
+    return job
+
+
+@contextlib.contextmanager
+def job_lock(out: Path, manifest: Path):
+    """Hold an exclusive lock on this manifest's lock file: a second exporter of the same shard is refused."""
+    import fcntl
+
+    lock_path = out / f".{manifest.name}.lock"
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"another digitgenerator-dataset is writing {manifest}; wait for it, or use another folder") from None
+        try:
+            yield
+        finally:
+            # Removed while still held, so the folder keeps only what was asked for; an exporter that
+            # opened it just before is then locking a deleted file, a window of microseconds.
+            lock_path.unlink(missing_ok=True)
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # Worker state: one Digitgenerator per process, built by _init.
@@ -223,9 +269,10 @@ def export(
     job = {"digitgenerator_version": __version__, "spec": spec.to_json()}
     job_path = out / JOB_FILE
     if job_path.exists():
-        previous = json.loads(job_path.read_text())
-        if previous.get("spec") != job["spec"]:
+        if read_job(job_path).get("spec") != job["spec"]:
             raise ValueError(f"{out} holds a different dataset job ({job_path}); use another folder or the same options")
+    elif out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
+        raise ValueError(f"{out} holds files but no {JOB_FILE}: it is not a dataset job; use an empty or new folder")
     gen_args = (mnist_folder, preprocessed_folder, model_dir)
     _init(gen_args, spec, str(out))  # fail here (bad data, no model) before anything is written
     if spec.source == "cvae":
@@ -237,6 +284,11 @@ def export(
     if not job_path.exists():
         atomic_write_bytes(job_path, (json.dumps(job, indent=2) + "\n").encode())
     manifest = out / manifest_name(shard)
+    with job_lock(out, manifest):
+        return _export_locked(spec, out, manifest, indices, workers, gen_args, progress)
+
+
+def _export_locked(spec, out: Path, manifest: Path, indices: range, workers: int, gen_args, progress: bool) -> Path:
     done = {row["file"] for row in read_manifest(manifest)}
     already = sum(1 for i in indices if f"{i:07d}.png" in done) if done else 0
     chunks = _pending_chunks(indices, done)

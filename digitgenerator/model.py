@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import zipfile
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -42,6 +43,64 @@ DEFAULT_CONFIG = {
     "kernel_size": 3,
     "upsample_kernel_size": 4,
 }
+MAX_UNITS = 4096  # channels, units and latent sizes past this are not a model this package ships or trains
+MAX_NPZ_MEMBER = 256 * 2**20  # bytes: the largest weight array a valid config can ask for is far smaller
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The architecture and sampling settings in config.json, checked (types, ranges, finiteness).
+
+    `extra` keeps everything else training recorded (settings, versions, losses).
+    """
+
+    latent_dim: int = 16
+    conv_channels: tuple[int, int] = (32, 32)
+    hidden_units: int = 256
+    decoder_channels: int = 32
+    kernel_size: int = 3
+    upsample_kernel_size: int = 4
+    sharpness: float = 1.0
+    truncation_radius: float = float("inf")
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        from . import checks
+
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        for name in ("latent_dim", "hidden_units", "decoder_channels"):
+            set_(name, checks.integer(getattr(self, name), name, low=1, high=MAX_UNITS))
+        set_("conv_channels", tuple(checks.integer(c, "conv_channels", low=1, high=MAX_UNITS) for c in self.conv_channels))
+        set_("kernel_size", checks.integer(self.kernel_size, "kernel_size", low=1, high=7))
+        set_("upsample_kernel_size", checks.integer(self.upsample_kernel_size, "upsample_kernel_size", low=2, high=8))
+        set_("sharpness", checks.number(self.sharpness, "sharpness", low=0.01, high=100.0))
+        radius = self.truncation_radius
+        if radius is None or (isinstance(radius, float) and radius == float("inf")):
+            radius = float("inf")
+        else:
+            radius = checks.number(radius, "truncation_radius", low=0.1, high=1000.0)
+        set_("truncation_radius", radius)
+
+    @classmethod
+    def from_dict(cls, raw) -> "ModelConfig":
+        """A checked config from config.json's object; ValueError naming the bad key."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"config must be a JSON object, got {type(raw).__name__}")
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        missing = [k for k in DEFAULT_CONFIG if k not in raw]
+        if missing:
+            raise ValueError(f"config lacks {missing[0]!r}")
+        values = {k: raw[k] for k in known if k in raw}
+        if isinstance(values.get("conv_channels"), list):
+            values["conv_channels"] = tuple(values["conv_channels"])
+        if not isinstance(values.get("conv_channels"), tuple) or len(values["conv_channels"]) != 2:
+            raise ValueError(f"conv_channels {raw.get('conv_channels')!r} must be two integers")
+        return cls(**values, extra={k: v for k, v in raw.items() if k not in known})
+
+    def arch(self) -> dict:
+        """The architecture as the dict `weight_shapes` and the Keras model take."""
+        return {k: (list(v) if k == "conv_channels" else getattr(self, k)) for k, v in
+                ((k, getattr(self, k)) for k in DEFAULT_CONFIG)}
 
 # Parameter shapes by layer, from a config: what the npz must hold.
 def weight_shapes(config: dict) -> dict[str, tuple[int, ...]]:
@@ -208,24 +267,56 @@ def load_weights(model_dir: str | os.PathLike | None = None) -> tuple[dict, dict
             raise FileNotFoundError(f"no CVAE model: {path} is missing; {fix}")
     try:
         config = json.loads(config_path.read_text())
-        arch = {key: config[key] for key in DEFAULT_CONFIG}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{config_path} is not a valid CVAE config ({exc!r}); {fix}") from None
-    try:
-        with np.load(weights_path, allow_pickle=False) as npz:
-            weights = {name: npz[name].astype(np.float32) for name in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ValueError(f"{weights_path} is corrupt ({exc}); {fix}") from None
+        checked = ModelConfig.from_dict(config)
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{config_path} is not a valid CVAE config ({exc}); {fix}") from None
+    arch = checked.arch()
     expected = dict(weight_shapes(arch))
     expected.update({name: shape(arch["latent_dim"]) for name, shape in PRIOR_SHAPES.items()})
-    for name, shape in expected.items():
-        if name not in weights:
-            raise ValueError(f"{weights_path} lacks {name}; {fix}")
-        if weights[name].shape != shape:
-            raise ValueError(f"{weights_path}: {name} has shape {weights[name].shape}, config says {shape}; {fix}")
-        if not np.all(np.isfinite(weights[name])):
+    try:
+        weights = read_npz(weights_path, expected)
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"{weights_path} is corrupt ({exc}); {fix}") from None
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {fix}") from None
+    for name, array in weights.items():
+        if not np.all(np.isfinite(array)):
             raise ValueError(f"{weights_path}: {name} holds NaN or infinite values; {fix}")
+    config = {**config, "sharpness": checked.sharpness,
+              "truncation_radius": None if checked.truncation_radius == float("inf") else checked.truncation_radius}
     return config, weights
+
+
+def read_npz(path: Path, expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz, as float32, each checked against its expected shape before it is read.
+
+    Only the members asked for are read (a large unused member costs nothing),
+    and a member whose header declares another shape or a non-float type is
+    refused from its header alone, so a hostile header cannot make us allocate.
+    """
+    out = {}
+    with zipfile.ZipFile(path) as archive:
+        members = set(archive.namelist())
+        for name, shape in expected.items():
+            member = name + ".npy"
+            if member not in members:
+                raise ValueError(f"{path} lacks {name}")
+            with archive.open(member) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                declared, fortran, dtype = read_header(f)
+                if tuple(declared) != tuple(shape):
+                    raise ValueError(f"{path}: {name} has shape {tuple(declared)}, config says {tuple(shape)}")
+                if dtype.kind != "f" or dtype.itemsize > 8:
+                    raise ValueError(f"{path}: {name} holds {dtype}, not floats")
+                size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                data = f.read(size)
+                if len(data) != size:
+                    raise ValueError(f"{path}: {name} is truncated")
+                array = np.frombuffer(data, dtype=dtype)
+                array = array.reshape(shape, order="F" if fortran else "C")
+                out[name] = array.astype(np.float32)
+    return out
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -252,9 +343,10 @@ class Vae:
 
     def _setup(self, model_dir: Path | None, config: dict, weights: dict[str, np.ndarray], batch_size: int) -> None:
         self.model_dir, self.config, self.weights = model_dir, config, weights
-        self.latent_dim = int(config["latent_dim"])
-        self.sharpness = float(config.get("sharpness", 1.0))
-        self.truncation_radius = float(config.get("truncation_radius", np.inf))
+        checked = ModelConfig.from_dict(config)
+        self.latent_dim = checked.latent_dim
+        self.sharpness = checked.sharpness
+        self.truncation_radius = checked.truncation_radius
         self.batch_size = batch_size
         self.threads: int | None = None  # threads for large batches; None: one per core
 
