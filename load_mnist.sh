@@ -8,6 +8,10 @@
 # right SHA-256, into a temporary file renamed into place only once verified; a
 # file already there with the right checksum is left alone. MNIST_MIRRORS
 # (space-separated base URLs) overrides the mirrors, e.g. for a local copy.
+# A mirror that does not connect within MNIST_TIMEOUT seconds (default 10), or
+# sends nothing for that long, is given up for the next. Partial downloads are
+# hidden `.NAME.partial-PID` files: removed on exit, and by the next run when a
+# kill -9 left one behind.
 set -euo pipefail
 
 # name  SHA-256 (the published checksums; digitgenerator/data.py holds the same table)
@@ -27,14 +31,25 @@ sha256() {
     else shasum -a 256 "$1" | cut -d' ' -f1; fi
 }
 
-fetch() {  # fetch URL OUTFILE
+TIMEOUT=${MNIST_TIMEOUT:-10}
+[[ "$TIMEOUT" =~ ^[1-9][0-9]{0,3}$ ]] || die "MNIST_TIMEOUT must be a whole number of seconds, 1-9999, got '$TIMEOUT'"
+
+child=""
+fetch() {  # fetch URL OUTFILE, in the background so that a signal is handled at once
     if command -v curl >/dev/null; then
-        curl --fail --silent --show-error --location --connect-timeout 10 --max-time 600 -o "$2" "$1"
+        # --speed-limit 1 --speed-time T: give up when no byte arrives for T seconds (a stalled server)
+        curl --fail --silent --show-error --location --connect-timeout "$TIMEOUT" \
+             --speed-limit 1 --speed-time "$TIMEOUT" --max-time 600 -o "$2" "$1" &
     elif command -v wget >/dev/null; then
-        wget --quiet --timeout=10 -O "$2" "$1"
+        wget --quiet --timeout="$TIMEOUT" --tries=1 -O "$2" "$1" &
     else
         die "needs curl or wget"
     fi
+    child=$!
+    local status=0
+    wait "$child" || status=$?
+    child=""
+    return "$status"
 }
 
 dest=${1:-${DIGITGENERATOR_MNIST_DATA:-mnist_data}}
@@ -46,9 +61,18 @@ done
 
 mkdir -p "$dest" || die "cannot create folder $dest"
 
+# Partial downloads of runs that were killed outright (their pid is gone).
+for stale in "$dest"/.*.partial-*; do
+    [ -e "$stale" ] || continue
+    pid=${stale##*.partial-}
+    if [[ "$pid" =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null; then rm -f "$stale"; fi
+done
+
 tmp=""
-trap '[ -n "$tmp" ] && rm -f "$tmp"' EXIT
-trap 'exit 130' INT TERM
+cleanup() { [ -n "$child" ] && kill "$child" 2>/dev/null; [ -n "$tmp" ] && rm -f "$tmp"; return 0; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 failed=0
 while read -r name digest; do
@@ -61,13 +85,13 @@ while read -r name digest; do
     fi
     ok=0
     for base in $MIRRORS; do
-        tmp=$(mktemp "$dest/.$name.XXXXXX")
+        tmp="$dest/.$name.partial-$$"
+        : > "$tmp"
         if ! fetch "${base%/}/$name" "$tmp" 2>/dev/null; then
             echo "$name: ${base%/}/ did not answer or refused" >&2
         elif [ "$(sha256 "$tmp")" != "$digest" ]; then
             echo "$name: ${base%/}/ sent a file with the wrong checksum" >&2
         else
-            chmod "$(printf '%o' $(( 0666 & ~0$(umask) )))" "$tmp"  # mktemp made it 0600
             mv -f "$tmp" "$target"
             tmp=""
             echo "$name: downloaded from ${base%/}/, checksum ok"

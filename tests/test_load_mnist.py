@@ -93,3 +93,89 @@ def test_no_network(tmp_path):
 def test_unknown_file_name(tmp_path):
     result = load(tmp_path / "data", "http://127.0.0.1:9/", "nope.gz")
     assert result.returncode == 1 and "unknown file nope.gz" in result.stderr
+
+
+@pytest.fixture
+def silent_server():
+    """A server on 127.0.0.1 that accepts connections and never answers."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def run_script(dest, mirrors, *files, timeout="2"):
+    return subprocess.Popen(
+        ["bash", str(ROOT / "load_mnist.sh"), str(dest), *files],
+        env={"PATH": "/usr/bin:/bin", "MNIST_MIRRORS": mirrors, "MNIST_TIMEOUT": timeout},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_a_stalled_mirror_is_given_up_within_the_timeout(silent_server, server, tmp_path):
+    import time
+
+    start = time.monotonic()
+    proc = run_script(tmp_path / "d", f"{silent_server}/ {server}/good/", "t10k-labels-idx1-ubyte.gz")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert time.monotonic() - start < 15  # 2 s of silence, then the next mirror
+    assert "did not answer" in err
+    assert (tmp_path / "d" / "t10k-labels-idx1-ubyte.gz").read_bytes() == (SHARED_MNIST / "t10k-labels-idx1-ubyte.gz").read_bytes()
+
+
+def test_sigterm_stops_a_download_at_once_and_leaves_nothing(silent_server, tmp_path):
+    import signal
+    import time
+
+    dest = tmp_path / "d"
+    proc = run_script(dest, f"{silent_server}/", "t10k-labels-idx1-ubyte.gz", timeout="60")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not list(dest.glob(".*partial*")):
+        time.sleep(0.05)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=10)
+    assert time.monotonic() - start < 3
+    assert proc.returncode != 0
+    assert list(dest.iterdir()) == []
+
+
+def test_a_partial_left_by_kill_9_is_removed_by_the_next_run(server, tmp_path):
+    dest = tmp_path / "d"
+    dest.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = dest / f".t10k-labels-idx1-ubyte.gz.partial-{dead.pid}"
+    leftover.write_bytes(b"half")
+    users = dest / ".notes.partial-x"
+    users.write_bytes(b"mine")
+    result = load(dest, f"{server}/good/", "t10k-labels-idx1-ubyte.gz")
+    assert result.returncode == 0, result.stderr
+    assert not leftover.exists() and users.exists()
+
+
+def test_a_bad_timeout_is_refused(tmp_path):
+    proc = run_script(tmp_path / "d", "http://127.0.0.1:9/", timeout="soon")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "MNIST_TIMEOUT" in err
