@@ -63,6 +63,13 @@ def _probability(text: str) -> float:
     return value
 
 
+def _quiet_about_the_sample() -> None:
+    """The digits come from the CVAE: where MNIST was found does not concern the user."""
+    from .data import EmbeddedSampleWarning
+
+    warnings.simplefilter("ignore", EmbeddedSampleWarning)
+
+
 def _run(prog: str, build, work, argv) -> int:
     """Parse, run, and turn every expected failure into one line on stderr.
 
@@ -225,6 +232,8 @@ def _generate(args) -> int:
     if not args.ink_spacing and realistic is None:  # a width the digits cannot fit is a usage error: say so before loading anything
         plan_layout([IMAGE_SIZE] * count, spacing, width, make_rng(0), fit)
     rng = make_rng(args.seed)
+    if args.cvae:
+        _quiet_about_the_sample()
     gen = Digitgenerator(args.mnist_folder, args.cache_dir, seed=rng, model_dir=args.model_dir)
     digits = args.digits if args.digits is not None else rng.integers(0, 10, args.random).tolist()
     if args.denoise is not None:
@@ -240,18 +249,20 @@ def _generate(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def main(argv=None, prog: str = "generate_png") -> int:
     """generate_png: write a PNG of a digit sequence."""
-    return _run("generate_png", build_generate_parser, _generate, argv)
+    return _run(prog, build_generate_parser, _generate, argv)
 
 
 def build_train_parser(prog: str = "digitgenerator-train") -> argparse.ArgumentParser:
-    p = OneLineParser(prog=prog, description="Train the conditional VAE on the loaded MNIST digits (needs TensorFlow).")
-    p.add_argument("--epochs", type=_int_in(1, 100_000, "--epochs"), default=60)
-    p.add_argument("--batch-size", type=_int_in(1, 100_000, "--batch-size"), default=128)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--seed", type=_int_in(0, None, "--seed"), default=0)
-    p.add_argument("--out-dir", default="tf_vae_files", help="where cvae.npz, config.json and the Keras checkpoint go")
+    p = OneLineParser(prog=prog, description="Train the conditional VAE on the loaded MNIST digits (needs TensorFlow).",
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--epochs", type=_int_in(1, 100_000, "--epochs"), default=60, help="passes over the digits")
+    p.add_argument("--batch-size", type=_int_in(1, 100_000, "--batch-size"), default=128, help="digits per step")
+    p.add_argument("--learning-rate", type=_float_in(1e-7, 1.0, "--learning-rate"), default=1e-3, help="Adam's step size")
+    p.add_argument("--seed", type=_int_in(0, None, "--seed"), default=0, help="same seed, same model")
+    p.add_argument("--out-dir", default="tf_vae_files",
+                   help="where the finished cvae.npz and config.json go (per-epoch checkpoints in OUT_DIR/checkpoint/)")
     _data_options(p)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
@@ -260,8 +271,6 @@ def build_train_parser(prog: str = "digitgenerator-train") -> argparse.ArgumentP
 def _train(args) -> int:
     from .generator import Digitgenerator
 
-    if not args.learning_rate > 0:
-        raise UsageError(f"--learning-rate must be positive, got {args.learning_rate}")
     gen = Digitgenerator(args.mnist_folder, args.cache_dir)
     print(f"training on {len(gen.labels)} digits from {gen.source.images}", file=sys.stderr)
     config = gen.train_vaemodel(args.epochs, args.batch_size, seed=args.seed, out_dir=args.out_dir,
@@ -328,6 +337,8 @@ def _dataset(args) -> int:
     from .augment import Augment
     from .dataset import DatasetSpec, export
 
+    if args.source == "cvae":
+        _quiet_about_the_sample()
     spec = DatasetSpec(
         count=args.count, length=tuple(args.length), spacing=_box_spacing(args), width=args.width,
         source=args.source, invert=args.invert, ink_spacing=args.ink_spacing,

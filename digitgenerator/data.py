@@ -56,6 +56,10 @@ _TRAILER_TAG = b"DGCACHE2"
 _warned_folders: set[str] = set()
 
 
+class EmbeddedSampleWarning(UserWarning):
+    """MNIST files were not found and the embedded 5,000-digit sample is used instead."""
+
+
 @dataclass(frozen=True)
 class MnistSource:
     """An images/labels IDX pair, and whether it is the embedded sample."""
@@ -107,6 +111,7 @@ def locate_mnist(mnist_folder: str | os.PathLike = DEFAULT_MNIST_FOLDER) -> Mnis
         warnings.warn(
             f"no MNIST files in {folder}/; using the embedded sample of 5,000 digits. "
             "Run ./load_mnist.sh to get all 60,000.",
+            EmbeddedSampleWarning,
             stacklevel=3,
         )
     return sample_source()

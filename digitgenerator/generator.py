@@ -8,7 +8,7 @@ from numbers import Integral
 
 import numpy as np
 
-from .compose import check_digits, check_spacing, check_width, compose
+from .compose import check_digits, check_spacing, check_width, compose, render
 from .data import DEFAULT_MNIST_FOLDER, DEFAULT_PREPROCESSED_FOLDER, IMAGE_SIZE, load_mnist
 from .noise import check_noise_prob, corrupt
 from .png import write_png
@@ -89,7 +89,8 @@ class Digitgenerator:
         """Random real digits of the given labels: float32 (n, 28, 28)."""
         return self._uint8_images[self.pick(digits, rng)].astype(np.float32) / np.float32(255.0)
 
-    def _finish(self, glyphs, spacing_range, image_width, rng, fit, ink_spacing, realistic=None) -> np.ndarray:
+    def _finish(self, glyphs, spacing_range, image_width, rng, fit, ink_spacing, realistic=None):
+        """Lay the glyphs out, keep the result as `latest`: (image, layout)."""
         if realistic is not None:
             from .realistic import write
 
@@ -98,7 +99,7 @@ class Digitgenerator:
         else:
             image, layout = compose(list(glyphs), spacing_range, image_width, rng, fit, ink_spacing)
         self.latest, self.latest_layout, self._latest_on_paper = image, layout, realistic is not None
-        return image
+        return image, layout
 
     @staticmethod
     def _realistic(realistic, spacing_range, ink_spacing):
@@ -141,7 +142,7 @@ class Digitgenerator:
         realistic = self._realistic(realistic, spacing_range, ink_spacing)
         rng = self._rng(seed)
         glyphs = self.real_digits(digits, rng)
-        return self._finish(glyphs, spacing_range, image_width, rng, fit, ink_spacing, realistic)
+        return self._finish(glyphs, spacing_range, image_width, rng, fit, ink_spacing, realistic)[0]
 
     def sample_from_vae(
         self,
@@ -186,7 +187,7 @@ class Digitgenerator:
                     f"within +/-{MAX_LATENT:g} (style_of gives one), got {style!r:.60}"
                 )
             z = np.tile(latent, (len(digits), 1))
-        return self._finish(vae.decode(z, digits), spacing_range, image_width, rng, fit, ink_spacing, realistic)
+        return self._finish(vae.decode(z, digits), spacing_range, image_width, rng, fit, ink_spacing, realistic)[0]
 
     def style_of(self, image, label) -> np.ndarray:
         """The handwriting of one real digit (float (28, 28) in [0, 1]): its latent mean (latent_dim,), for sample_from_vae(style=...)."""
@@ -223,11 +224,9 @@ class Digitgenerator:
         clean = self.real_digits(digits, rng)
         noisy = corrupt(clean, noise_prob, rng)
         restored = vae.ff_autoencode(noisy, digits)
-        image = self._finish(restored, spacing_range, image_width, rng, fit, False)
-        from .compose import render
-
-        self.latest_clean = render(list(clean), self.latest_layout)
-        self.latest_noisy = render(list(noisy), self.latest_layout)
+        image, layout = self._finish(restored, spacing_range, image_width, rng, fit, False)
+        self.latest_clean = render(list(clean), layout)  # the same places as the denoised digits
+        self.latest_noisy = render(list(noisy), layout)
         if show:
             self._show([self.latest_noisy, image, self.latest_clean], ["noisy", "denoised", "clean"])
         return image

@@ -64,10 +64,6 @@ class Cvae(keras.Model):
         """Pixel means in [0, 1]: (N, 28, 28, 1)."""
         return ops.sigmoid(self.decode_logits(z, y))
 
-    def sample(self, eps, y):
-        """Digits decoded from latents eps (N, d) drawn by the caller, for labels y (N, 10)."""
-        return self.decode(eps, y)
-
     def call(self, inputs):
         x, y = inputs
         mean, _ = self.encode(x, y)
@@ -80,8 +76,3 @@ class Cvae(keras.Model):
             kernel, bias = getattr(self, name).get_weights()
             out[f"{name}/kernel"], out[f"{name}/bias"] = kernel, bias
         return out
-
-    def set_named_weights(self, weights: dict[str, np.ndarray]) -> None:
-        """Load weights in the npz layout (the inverse of named_weights)."""
-        for name in {key.split("/")[0] for key in weight_shapes(self.arch)}:
-            getattr(self, name).set_weights([weights[f"{name}/kernel"], weights[f"{name}/bias"]])

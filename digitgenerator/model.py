@@ -425,7 +425,7 @@ class Vae:
         scale = self.sharpness if sharpness is None else sharpness
         return self.decode_logits(z, labels, sharpness=float(scale)).astype(np.float32, copy=False)
 
-    def standard_normal(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def truncated_normal(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n, latent_dim) standard normal draws, each redrawn until its norm is within
         the model's truncation radius (the "truncation trick", Brock et al. 2019, sec. 3.1):
         the rare far tails of the fitted prior decode to ambiguous digits."""
@@ -443,11 +443,11 @@ class Vae:
         z = mu_y + T * L_y @ eps, a Gaussian per label fitted to the encoder means of
         the training digits (the aggregate posterior), rather than N(0, I): the
         region of latent space the decoder was really trained on. eps is truncated
-        (see standard_normal).
+        (see truncated_normal).
         """
         labels = np.asarray(labels)
         one_hot(labels)  # validates
-        eps = self.standard_normal(len(labels), rng)
+        eps = self.truncated_normal(len(labels), rng)
         mu, chol = self.weights["prior/label_mean"][labels], self.weights["prior/label_chol"][labels]
         return mu + temperature * np.einsum("nij,nj->ni", chol, eps)
 
@@ -470,7 +470,7 @@ class Vae:
             cov = np.linalg.inv(precision)
             mean = cov @ np.einsum("kij,kj->i", precisions, self.weights["prior/label_mean"][distinct]) / len(distinct)
             chol = np.linalg.cholesky((cov + cov.T) / 2)
-        eps = self.standard_normal(1, rng)[0]
+        eps = self.truncated_normal(1, rng)[0]
         return (mean + temperature * chol @ eps).astype(np.float32)
 
     def sample(self, labels, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:

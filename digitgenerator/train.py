@@ -31,6 +31,7 @@ from .model import CONFIG_FILE, DEFAULT_CONFIG, WEIGHTS_FILE, Vae, file_sha256, 
 from .noise import MAX_TRAIN_NOISE, corrupt
 
 KERAS_WEIGHTS_FILE = "cvae.weights.h5"  # the Keras checkpoint, for resuming training
+CHECKPOINT_DIR = "checkpoint"  # per-epoch saves go here; out_dir itself gets the model only when training ends
 PRIOR_JITTER = 1e-4  # added to covariance diagonals so the Cholesky factor always exists
 # Sampling redraws the 20% of standard-normal latents farthest from the mean. Chosen
 # while reading bench/quality.py's held-out table (README says so), which shows its effect.
@@ -196,6 +197,7 @@ def train_cvae(
         return tf.reduce_mean(rec), tf.reduce_mean(kl)
 
     out_dir = Path(out_dir)
+    checkpoints = out_dir / CHECKPOINT_DIR
     info = {
         "trained_on": len(x_all),
         "epochs": epochs,
@@ -225,9 +227,12 @@ def train_cvae(
         # Calibrating the sharpness costs seconds: do it now and then and at the end;
         # the checkpoints in between carry the latest value.
         calibrate = epoch == epochs or epoch % CALIBRATE_EVERY == 1
-        saved = save_model(model, x_all, np.asarray(labels), out_dir, info, None if calibrate else saved["sharpness"])
+        saved = save_model(model, x_all, np.asarray(labels), checkpoints, info, None if calibrate else saved["sharpness"])
         log(
             f"epoch {epoch}/{epochs}  reconstruction {np.mean(recs):.2f}  KL {np.mean(kls):.2f}  "
             f"({time.perf_counter() - start:.1f} s)"
         )
+    # Only a finished model replaces the one in out_dir: an interrupted run leaves it as it was.
+    for name in (KERAS_WEIGHTS_FILE, WEIGHTS_FILE, CONFIG_FILE):  # config last: it names the weights' checksum
+        atomic_write_bytes(out_dir / name, (checkpoints / name).read_bytes())
     return saved
