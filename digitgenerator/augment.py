@@ -9,10 +9,11 @@ and stroke thickness by grey dilation or erosion.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from . import checks
 from .data import IMAGE_SIZE
 
 
@@ -27,15 +28,11 @@ class Augment:
     thickness: int = 0  # stroke change in pixels, uniform integer in [-thickness, thickness]
 
     def __post_init__(self):
-        for name, value in asdict(self).items():
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"augmentation {name}={value!r} must be a non-negative number")
-        if self.rotate > 90 or self.shear > 60:
-            raise ValueError(f"rotate {self.rotate} / shear {self.shear} too large (limits 90 and 60 degrees)")
+        for name, high in (("rotate", 90.0), ("shear", 60.0), ("elastic", 100.0), ("elastic_sigma", 50.0)):
+            object.__setattr__(self, name, checks.number(getattr(self, name), name, 0.0, high))
         if self.elastic_sigma == 0 and self.elastic:
             raise ValueError("elastic_sigma must be positive when elastic is on")
-        if int(self.thickness) != self.thickness or self.thickness > 3:
-            raise ValueError(f"thickness {self.thickness!r} must be an integer 0-3")
+        object.__setattr__(self, "thickness", checks.integer(self.thickness, "thickness", 0, 3))
 
     @property
     def active(self) -> bool:

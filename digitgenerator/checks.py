@@ -18,38 +18,43 @@ def _is_int(value) -> bool:
 
 
 def _bounds(low, high) -> str:
+    show = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731 - 0.0 reads as 0
     if low is not None and high is not None:
-        return f"between {low} and {high}"
-    return f">= {low}" if low is not None else f"<= {high}"
+        return f"between {show(low)} and {show(high)}"
+    if low is not None:
+        return f">= {show(low)}"
+    return f"<= {show(high)}" if high is not None else ""
 
 
 def integer(value, name: str, low: int | None = None, high: int | None = None) -> int:
     """value as an int within [low, high] (either end may be None)."""
     if not _is_int(value):
-        raise ValueError(f"{name} {value!r} must be an integer {_bounds(low, high)}")
+        raise ValueError(f"{name} must be an integer {_bounds(low, high)}, got {value!r:.60}".replace("  ", " "))
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name} {value} must be {_bounds(low, high)}")
+        raise ValueError(f"{name} must be {_bounds(low, high)}, got {value}")
     return value
 
 
 def number(value, name: str, low: float | None = None, high: float | None = None) -> float:
     """value as a finite float within [low, high] (NaN and infinities are refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
-        raise ValueError(f"{name} {value!r} must be a number {_bounds(low, high)}")
+        raise ValueError(f"{name} must be a number {_bounds(low, high)}, got {value!r:.60}".replace("  ", " "))
     value = float(value)
-    if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name} {value!r} must be a finite number {_bounds(low, high)}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number {_bounds(low, high)}, got {value!r}".replace("  ", " "))
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be {_bounds(low, high)}, got {value:g}")
     return value
 
 
 def _pair(value, name: str):
     if isinstance(value, (str, bytes)):
-        raise ValueError(f"{name} {value!r} must be two numbers (min, max)")
+        raise ValueError(f"{name} must be two numbers (min, max), got {value!r:.60}")
     try:
         lo, hi = value
     except (TypeError, ValueError):
-        raise ValueError(f"{name} {value!r} must be two numbers (min, max)") from None
+        raise ValueError(f"{name} must be two numbers (min, max), got {value!r:.60}") from None
     return lo, hi
 
 
@@ -76,3 +81,33 @@ def choice(value, name: str, options) -> str:
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} {value!r} is not one of {', '.join(map(str, options))}")
     return value
+
+
+def seed(value, name: str = "seed") -> int:
+    """A seed: a non-negative integer (numpy takes up to 128 bits)."""
+    return integer(value, name, low=0, high=2**128 - 1)
+
+
+def arg(kind: type, name: str, low=None, high=None):
+    """An argparse `type=` that parses text as `kind` (int or float) and applies the same check as the API.
+
+    The message names the flag, the bounds and what was typed, and argparse
+    turns it into the command's one line on stderr.
+    """
+    import argparse
+
+    check = integer if kind is int else number
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{name} must be {what}, got {text!r}") from None
+        try:
+            return check(value, name, low, high)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name  # argparse shows it in "invalid <name> value" messages
+    return parse

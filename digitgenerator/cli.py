@@ -11,7 +11,7 @@ import argparse
 import sys
 import warnings
 
-from . import __version__
+from . import __version__, checks
 from .compose import MAX_WIDTH
 
 USAGE_ERROR = 2
@@ -40,27 +40,11 @@ class _Exit(Exception):
 
 
 def _int_in(low: int, high: int | None, what: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"{what} must be {bound}, got {value}")
-        return value
-
-    return parse
+    return checks.arg(int, what, low, high)
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"noise probability must be between 0 and 1, got {text!r}")
-    return value
+def _float_in(low: float, high: float | None, what: str):
+    return checks.arg(float, what, low, high)
 
 
 def _quiet_about_the_sample() -> None:
@@ -96,19 +80,6 @@ def _run(prog: str, build, work, argv) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-
-
-def _float_in(low: float, high: float, what: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
-        if not low <= value <= high:  # also refuses NaN
-            raise argparse.ArgumentTypeError(f"{what} must be between {low:g} and {high:g}, got {text!r}")
-        return value
-
-    return parse
 
 
 # The handwriting and paper flags: each adjusts one part of --realistic (None: the recommended value).
@@ -179,7 +150,7 @@ def build_generate_parser(prog: str = "generate_png") -> argparse.ArgumentParser
     p.add_argument("--cvae", type=int, choices=(0, 1), default=0, help="1: digits written by the CVAE instead of real MNIST digits")
     p.add_argument("--same-style", action="store_true", help="with --cvae 1: the whole sequence in one handwriting")
     p.add_argument("--temperature", type=float, default=1.0, help="with --cvae 1: spread of the handwriting (default 1)")
-    p.add_argument("--denoise", type=_probability, default=None, metavar="P",
+    p.add_argument("--denoise", type=_float_in(0.0, 1.0, "noise probability"), default=None, metavar="P",
                    help="real digits corrupted with noise probability P, then cleaned by the CVAE")
     p.add_argument("--outfile", default="image_out.png", help="PNG file to write (default: image_out.png)")
     p.add_argument("--invert", action="store_true", help="black ink on white paper")
@@ -294,19 +265,6 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def _non_negative_float(what: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1.0
-        if not value >= 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"{what} must be a non-negative number, got {text!r}")
-        return value
-
-    return parse
-
-
 def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.ArgumentParser:
     p = OneLineParser(prog=prog, description="Write N labelled digit-sequence images and a JSON Lines manifest, for OCR training.")
     p.add_argument("--count", "-n", type=_int_in(0, 1_000_000_000, "--count"), required=True, help="number of images (whole job, all shards)")
@@ -318,9 +276,9 @@ def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.Argum
     p.add_argument("--ink-spacing", action="store_true", help="spacing measured between ink rather than 28-pixel boxes")
     p.add_argument("--source", choices=("mnist", "cvae"), default="mnist", help="real MNIST digits or CVAE samples (default: mnist)")
     p.add_argument("--invert", action="store_true", help="black ink on white")
-    p.add_argument("--rotate", type=_non_negative_float("--rotate"), default=0.0, metavar="DEG", help="random rotation up to +/-DEG degrees")
-    p.add_argument("--shear", type=_non_negative_float("--shear"), default=0.0, metavar="DEG", help="random shear up to +/-DEG degrees")
-    p.add_argument("--elastic", type=_non_negative_float("--elastic"), default=0.0, metavar="ALPHA", help="elastic distortion strength in pixels (try 8)")
+    p.add_argument("--rotate", type=_float_in(0.0, None, "--rotate"), default=0.0, metavar="DEG", help="random rotation up to +/-DEG degrees")
+    p.add_argument("--shear", type=_float_in(0.0, None, "--shear"), default=0.0, metavar="DEG", help="random shear up to +/-DEG degrees")
+    p.add_argument("--elastic", type=_float_in(0.0, None, "--elastic"), default=0.0, metavar="ALPHA", help="elastic distortion strength in pixels (try 8)")
     p.add_argument("--thickness", type=_int_in(0, 3, "--thickness"), default=0, metavar="PX", help="random stroke thickening/thinning up to PX pixels")
     p.add_argument("--seed", type=_int_in(0, None, "--seed"), default=0, help="same seed, same dataset (default: 0)")
     p.add_argument("--workers", type=_int_in(1, 256, "--workers"), default=1, help="worker processes (default: 1)")

@@ -8,10 +8,10 @@ with n - 1 gaps drawn from `spacing_range`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 
+from . import checks
 from .data import IMAGE_SIZE, NUM_CLASSES
 
 FITS = ("pad", "stretch")
@@ -42,41 +42,22 @@ def check_digits(digits) -> np.ndarray:
     """The digits as an int64 array (n,), or ValueError naming the bad one."""
     if isinstance(digits, (str, bytes)) or np.ndim(digits) != 1:
         raise ValueError(f"digits must be a non-empty sequence of integers 0-9, got {digits!r}")
-    values = []
-    for d in digits:
-        if isinstance(d, (bool, np.bool_)) or not isinstance(d, Integral) or not 0 <= int(d) < NUM_CLASSES:
-            raise ValueError(f"digit {d!r} is not an integer 0-9")
-        values.append(int(d))
+    values = [checks.integer(d, "digit", 0, NUM_CLASSES - 1) for d in digits]
     if not values:
         raise ValueError("digits is empty: give at least one digit 0-9")
     return np.asarray(values, dtype=np.int64)
 
 
 def check_spacing(spacing_range) -> tuple[int, int]:
-    """(min, max) spacing as non-negative ints with min <= max, or ValueError."""
-    try:
-        lo, hi = spacing_range
-    except (TypeError, ValueError):
-        raise ValueError(f"spacing_range must be two integers (min, max), got {spacing_range!r}") from None
-    for v in (lo, hi):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, Integral) or v < 0:
-            raise ValueError(f"spacing {v!r} must be a non-negative integer")
-        if v > MAX_WIDTH:
-            raise ValueError(f"spacing {v} is larger than the widest image ({MAX_WIDTH} pixels)")
-    if lo > hi:
-        raise ValueError(f"spacing_range ({lo}, {hi}): min is greater than max; swap them")
-    return int(lo), int(hi)
+    """(min, max) spacing as ints in 0..MAX_WIDTH with min <= max, or ValueError."""
+    return checks.int_pair(spacing_range, "spacing_range", 0, MAX_WIDTH)
 
 
 def check_width(image_width) -> int | None:
     """None for natural width (None or 0), else a positive int, or ValueError."""
     if image_width is None:
         return None
-    if isinstance(image_width, (bool, np.bool_)) or not isinstance(image_width, Integral) or image_width < 0:
-        raise ValueError(f"image_width {image_width!r} must be a positive integer, or None/0 for natural width")
-    if image_width > MAX_WIDTH:
-        raise ValueError(f"image_width {image_width} is over the limit of {MAX_WIDTH} pixels")
-    return int(image_width) or None
+    return checks.integer(image_width, "image_width (0 or None: natural width)", 0, MAX_WIDTH) or None
 
 
 def _exact_spacings(n_gaps: int, total: int, lo: int, hi: int, rng: np.random.Generator) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
-from . import __version__
+from . import __version__, checks
 from .atomic import atomic_write_bytes, remove_stale_temporaries
 from .augment import Augment
 from .compose import check_spacing, check_width, compose, ink_boxes
@@ -39,6 +39,8 @@ JOB_FILE = "dataset.json"
 CHUNK = 64  # images per task handed to a worker
 PNG_LEVEL = 1
 MAX_COUNT = 1_000_000_000  # images in one job: more is a typing error (1e9 small PNGs fill about 5 TB)
+MAX_LENGTH = 1000  # digits in one image
+MAX_WORKERS = 256
 WINDOW = 8  # chunks in flight per worker: the work is streamed, never listed whole
 
 
@@ -60,21 +62,14 @@ class DatasetSpec:
 
     def __post_init__(self):
         object.__setattr__(self, "realistic", Realistic.coerce(self.realistic))
-        if isinstance(self.count, bool) or not isinstance(self.count, (int, np.integer)) or not 0 <= self.count <= MAX_COUNT:
-            raise ValueError(f"count {self.count!r} must be an integer from 0 to {MAX_COUNT:,}")
-        try:
-            lo, hi = (int(v) for v in self.length)
-        except (TypeError, ValueError):
-            raise ValueError(f"length {self.length!r} must be two integers (min, max)") from None
-        if lo < 1 or lo > hi:
-            raise ValueError(f"length range {lo} {hi}: need 1 <= min <= max")
+        object.__setattr__(self, "count", checks.integer(self.count, "count", 0, MAX_COUNT))
+        lo, hi = checks.int_pair(self.length, "length", 1, MAX_LENGTH)
         object.__setattr__(self, "length", (lo, hi))
         object.__setattr__(self, "spacing", check_spacing(self.spacing))
         object.__setattr__(self, "width", check_width(self.width))
-        if self.source not in SOURCES:
-            raise ValueError(f"source {self.source!r} is not one of {SOURCES}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed {self.seed!r} must be a non-negative integer")
+        checks.choice(self.source, "source", SOURCES)
+        checks.choice(self.fit, "fit", ("pad", "stretch"))
+        object.__setattr__(self, "seed", checks.seed(self.seed))
         need = hi * IMAGE_SIZE + (hi - 1) * self.spacing[0]
         if self.realistic is not None and (self.spacing != (4, 4) or self.ink_spacing):
             raise ValueError("spacing and ink_spacing apply to the box layout; with realistic set the gaps with Handwriting.gap (--gap)")
@@ -263,8 +258,7 @@ def export(
     out_dir holds a different job.
     """
     indices = shard_range(spec.count, shard)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers {workers!r} must be a positive integer")
+    workers = checks.integer(workers, "workers", 1, MAX_WORKERS)
     out = Path(out_dir)
     job = {"digitgenerator_version": __version__, "spec": spec.to_json()}
     job_path = out / JOB_FILE

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 
+from . import checks
 from .compose import check_digits, check_spacing, check_width, compose, render
 from .data import DEFAULT_MNIST_FOLDER, DEFAULT_PREPROCESSED_FOLDER, IMAGE_SIZE, load_mnist
 from .noise import check_noise_prob, corrupt
@@ -19,11 +19,9 @@ MAX_LATENT = 100.0  # style values beyond this decode to overflowed logits; fitt
 
 def make_rng(seed: SeedLike) -> np.random.Generator:
     """A numpy Generator from an int seed, a Generator (used as is) or None (fresh entropy)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0):
-        raise ValueError(f"seed {seed!r} must be a non-negative integer or a numpy Generator")
-    return np.random.default_rng(seed)
+    if isinstance(seed, np.random.Generator) or seed is None:
+        return seed if seed is not None else np.random.default_rng()
+    return np.random.default_rng(checks.seed(seed, "seed (an int or a numpy Generator)"))
 
 
 class Digitgenerator:
@@ -304,13 +302,7 @@ class InkLayout:
 
 
 def _check_temperature(temperature) -> float:
-    try:
-        t = float(temperature)
-    except (TypeError, ValueError):
-        t = -1.0
-    if not 0.0 <= t <= 10.0:
-        raise ValueError(f"temperature {temperature!r} must be a number between 0 and 10 (1 is the fitted prior)")
-    return t
+    return checks.number(temperature, "temperature (1 is the fitted prior)", 0.0, 10.0)
 
 
 __all__ = ["Digitgenerator", "IMAGE_SIZE", "make_rng"]

@@ -9,13 +9,9 @@ MAX_TRAIN_NOISE = 0.6  # training draws each image's noise probability from U(0,
 
 def check_noise_prob(noise_prob) -> float:
     """noise_prob as a float in [0, 1], or ValueError."""
-    try:
-        p = float(noise_prob)
-    except (TypeError, ValueError):
-        raise ValueError(f"noise_prob {noise_prob!r} must be a number between 0 and 1") from None
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"noise_prob {noise_prob!r} must be between 0 and 1")
-    return p
+    from . import checks
+
+    return checks.number(noise_prob, "noise_prob", 0.0, 1.0)
 
 
 def corrupt(images: np.ndarray, noise_prob, rng: np.random.Generator) -> np.ndarray:

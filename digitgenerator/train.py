@@ -159,11 +159,12 @@ def train_cvae(
     Returns the saved config (architecture, training settings, final losses).
     Checkpoints after every epoch, so an interrupted run leaves the last whole epoch.
     """
-    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} {value!r} must be an integer >= {low}")
-    if not 0.0 <= noisy_share <= 1.0:
-        raise ValueError(f"noisy_share {noisy_share!r} must be between 0 and 1")
+    from . import checks
+
+    epochs = checks.integer(epochs, "epochs", 1, 100_000)
+    batch_size = checks.integer(batch_size, "batch_size", 1, 100_000)
+    noisy_share = checks.number(noisy_share, "noisy_share", 0.0, 1.0)
+    learning_rate = checks.number(learning_rate, "learning_rate", 1e-7, 1.0)
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     x_all = np.asarray(images, dtype=np.float32)
     if x_all.max() > 1.0:

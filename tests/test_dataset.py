@@ -93,14 +93,14 @@ def test_other_options_reach_the_images(tmp_path):
     "argv, message",
     [
         (["--count", "5", "--length", "0", "3"], "length must be between 1"),
-        (["--count", "5", "--length", "4", "2"], "length range 4 2"),
+        (["--count", "5", "--length", "4", "2"], "length (4, 2): min is greater than max"),
         (["--count", "-1"], "--count must be between 0 and 1000000000"),
         (["--count", "5", "--source", "gan"], "invalid choice"),
         (["--count", "5", "--shard", "3/2"], "shard 3/2"),
         (["--count", "5", "--shard", "x"], "shard must look like I/N"),
         (["--count", "5", "--width", "50", "--length", "3", "3"], "width 50 cannot hold 3 digits"),
-        (["--count", "5", "--rotate", "-4"], "--rotate must be a non-negative number"),
-        (["--count", "5", "--rotate", "400"], "too large"),
+        (["--count", "5", "--rotate", "-4"], "--rotate must be >= 0, got -4"),
+        (["--count", "5", "--rotate", "400"], "rotate must be between 0 and 90, got 400"),
         (["--count", "5", "--source", "cvae", "--model-dir", "nowhere"], "no CVAE model"),
     ],
 )

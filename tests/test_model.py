@@ -97,8 +97,8 @@ def test_ff_autoencode_takes_a_list(gen):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda g: g.sample_from_vae([10]), "not an integer 0-9"),
-        (lambda g: g.denoise([1], noise_prob=1.5), "noise_prob 1.5"),
+        (lambda g: g.sample_from_vae([10]), "digit must be between 0 and 9, got 10"),
+        (lambda g: g.denoise([1], noise_prob=1.5), "noise_prob must be between 0 and 1, got 1.5"),
         (lambda g: g.sample_from_vae([1], style="bold"), "style must be"),
         (lambda g: g.sample_from_vae([1], style=np.zeros(3)), "style must be"),
         (lambda g: g.sample_from_vae([1], temperature=-1), "temperature"),

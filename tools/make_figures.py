@@ -54,6 +54,12 @@ def main() -> int:
         gen.denoise([3, 1, 4, 1, 5, 9, 2, 6], (2, 2), noise_prob=p, seed=11)
         pictures += [[gen.latest_noisy], [gen.latest], [gen.latest_clean]]
     save("denoise.png", grid(pictures, gap=4))
+    # `generate_png --digits 2 0 2 6 --realistic --seed 1`, the same image through the API
+    save("realistic_2026.png", np.kron(gen.draw_from_mnist([2, 0, 2, 6], realistic=True, seed=1), np.ones((2, 2), np.float32)))
+    number = [4, 0, 2, 3, 1, 9, 7, 5]
+    rows = [[gen.draw_from_mnist(number, seed=5)]]  # the box layout, as before --realistic
+    rows += [[gen.draw_from_mnist(number, realistic=True, seed=s)] for s in (3, 4, 8, 12, 21)]
+    save("realistic.png", grid(rows, gap=6))
     return 0
 
 
