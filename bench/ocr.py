@@ -48,6 +48,8 @@ INPUT_WIDTH = 160  # and padded (or squeezed) to this width
 BLANK = 10  # CTC blank: classes 0-9 are the digits
 TEST_LENGTHS = (4, 8)
 TEST_HEIGHT = 32
+LINE_MARGIN = 2  # every image is cut to its ink rows plus this much, so that the canvas height of neither
+# the training images nor the test numbers sets the scale the recognizer sees
 BATCH = 128
 
 CONFIGS = {
@@ -103,12 +105,18 @@ def real_numbers(images, labels, count: int, touching: bool, seed: int) -> tuple
             top = max(0, min(TEST_HEIGHT - g.shape[0], baseline - g.shape[0] + int(d)))
             region = canvas[top : top + g.shape[0], x : x + g.shape[1]]
             np.maximum(region, g[: region.shape[0]], out=region)
-        out.append(canvas)
+        rows = np.flatnonzero(canvas.max(axis=1) > 0.1)
+        out.append(crop_rows(canvas, int(rows[0]), int(rows[-1]) + 1))
         texts.append("".join(str(int(labels[i])) for i in picks))
     return out, texts
 
 
 # ----------------------------------------------------------------------------- recognizer input
+
+
+def crop_rows(image: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """The rows top..bottom of the ink, with LINE_MARGIN rows of paper above and below (as a line finder would give)."""
+    return image[max(0, top - LINE_MARGIN) : min(image.shape[0], bottom + LINE_MARGIN)]
 
 
 def to_input(image: np.ndarray) -> np.ndarray:
@@ -141,6 +149,8 @@ def load_dataset(folder: Path) -> tuple[np.ndarray, list[str]]:
     for k, row in enumerate(rows):
         with Image.open(folder / row["file"]) as img:
             image = np.asarray(img.convert("L"), np.float32) / 255.0
+        boxes = np.array(row["ink_boxes"])
+        image = crop_rows(image, int(boxes[:, 1].min()), int((boxes[:, 1] + boxes[:, 3]).max()))
         x[k] = to_input(1.0 - image if dark_on_light else image)
     return x, [row["text"] for row in rows]
 
