@@ -94,15 +94,15 @@ def _realistic_options(parser) -> None:
     g.add_argument("--realistic", action="store_true",
                    help="numbers as people write them (touching digits, baseline jitter, one slant and stroke) on scanned paper, black on white")
     g.add_argument("--gap", nargs=2, type=_int_in(-MAX_GAP, MAX_GAP, "gap"), metavar=("MIN", "MAX"),
-                   help="pixels between neighbouring digits' ink, negative = overlapping (default: -3 4)")
-    g.add_argument("--jitter", type=_float_in(0, 10, "--jitter"), metavar="PX", help="each digit up to +/-PX off the baseline (default: 2)")
+                   help="pixels between neighbouring digits' ink, negative = overlapping (default: -4 6)")
+    g.add_argument("--jitter", type=_float_in(0, 10, "--jitter"), metavar="PX", help="each digit up to +/-PX off the baseline (default: 2.5)")
     g.add_argument("--scale", nargs=2, type=_float_in(0.3, MAX_SCALE, "scale"), metavar=("MIN", "MAX"),
                    help="size of the number relative to an MNIST digit (default: 0.8 1.2)")
     g.add_argument("--slant", type=_float_in(0, MAX_SLANT, "--slant"), metavar="DEG", help="the number's slant up to +/-DEG degrees (default: 12)")
     g.add_argument("--stroke", type=_float_in(0, MAX_STROKE, "--stroke"), metavar="PX", help="the number's stroke width change up to +/-PX (default: 0.6)")
-    g.add_argument("--height", type=_int_in(8, MAX_HEIGHT, "--height"), help="image height in pixels (default: 36)")
+    g.add_argument("--height", type=_int_in(8, MAX_HEIGHT, "--height"), help="image height in pixels (default: 40)")
     g.add_argument("--guides", choices=GUIDES, help="printed guides: a rule under the number, comb boxes, none, or a mix (default: mixed)")
-    g.add_argument("--noise", type=_float_in(0, 0.5, "--noise"), metavar="SIGMA", help="scanner grain up to SIGMA (default: 0.04)")
+    g.add_argument("--noise", type=_float_in(0, 0.5, "--noise"), metavar="SIGMA", help="scanner grain up to SIGMA (default: 0.03)")
     g.add_argument("--blur", type=_float_in(0, 1, "--blur"), metavar="B", help="scanner blur up to B, 0-1 (default: 1)")
     g.add_argument("--no-paper", action="store_true", default=None, help="the handwriting layout alone: no paper tone, texture, guides or scan")
 

@@ -53,15 +53,15 @@ class Handwriting:
     height: the image height in pixels.
     """
 
-    gap: tuple[int, int] = (-3, 4)
-    jitter: float = 2.0
+    gap: tuple[int, int] = (-4, 6)
+    jitter: float = 2.5
     scale: tuple[float, float] = (0.8, 1.2)
-    digit_scale: float = 0.1
+    digit_scale: float = 0.15
     slant: float = 12.0
     digit_slant: float = 3.0
     stroke: float = 0.6
     digit_stroke: float = 0.15
-    height: int = 36
+    height: int = 40
 
     def __post_init__(self):
         lo, hi = checks.int_pair(self.gap, "gap", low=-MAX_GAP, high=MAX_GAP)

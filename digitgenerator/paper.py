@@ -49,8 +49,8 @@ class Paper:
 
     tone: tuple[float, float] = (0.0, 0.15)
     ink: tuple[float, float] = (0.7, 1.0)
-    texture: float = 0.05
-    noise: float = 0.04
+    texture: float = 0.03
+    noise: float = 0.03
     blur: float = 1.0
     contrast: tuple[float, float] = (0.85, 1.15)
     guides: str = "mixed"
