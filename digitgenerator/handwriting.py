@@ -115,15 +115,18 @@ class Draw:
 
 
 def draw(hand: Handwriting, n: int, rng: np.random.Generator, cells: int = 0) -> Draw:
-    """Draw the random choices of one n-digit number, in a fixed order."""
-    scale = rng.uniform(*hand.scale)
-    slant = rng.uniform(-hand.slant, hand.slant)
-    stroke = rng.uniform(-hand.stroke, hand.stroke)
-    scales = scale * (1 + rng.uniform(-hand.digit_scale, hand.digit_scale, n))
-    slants = np.tan(np.deg2rad(slant + rng.uniform(-hand.digit_slant, hand.digit_slant, n)))
-    strokes = stroke + rng.uniform(-hand.digit_stroke, hand.digit_stroke, n)
-    gaps = rng.integers(hand.gap[0], hand.gap[1], n - 1, endpoint=True)
-    dys = np.rint(rng.uniform(-hand.jitter, hand.jitter, n))
+    """Draw the random choices of one n-digit number (one call to the generator, in a fixed layout)."""
+    u = rng.random(3 + 5 * n - 1)
+    spread = lambda values, half: half * (2 * values - 1)  # noqa: E731 - uniform on [-half, half]
+    scale = hand.scale[0] + (hand.scale[1] - hand.scale[0]) * u[0]
+    slant, stroke = spread(u[1], hand.slant), spread(u[2], hand.stroke)
+    per_digit = u[3:].reshape(-1)
+    scales = scale * (1 + spread(per_digit[:n], hand.digit_scale))
+    slants = np.tan(np.deg2rad(slant + spread(per_digit[n : 2 * n], hand.digit_slant)))
+    strokes = stroke + spread(per_digit[2 * n : 3 * n], hand.digit_stroke)
+    dys = np.rint(spread(per_digit[3 * n : 4 * n], hand.jitter))
+    span = hand.gap[1] - hand.gap[0] + 1
+    gaps = hand.gap[0] + np.minimum((per_digit[4 * n :] * span).astype(np.int64), span - 1)
     return Draw(scales, slants, strokes, gaps, dys, cells)
 
 
@@ -255,29 +258,34 @@ def place(tiles: np.ndarray, d: Draw, height: int, ext: np.ndarray | None = None
     Each digit's ink bottom sits on the baseline, moved by its dy; the number is
     centred vertically. Without comb cells, digit k + 1's first ink column is
     digit k's last + 1 + gap; with them, each digit is centred in a cell of the
-    widest digit's width plus 2 * d.cells.
+    widest digit's width plus 2 * d.cells. (Plain Python: a number has a few
+    digits, and numpy's per-call cost would outweigh its speed.)
     """
-    ext = _ink_extents(tiles) if ext is None else ext
-    r0, r1, c0, c1 = ext.T
-    ink_w = c1 - c0
-    n = len(tiles)
+    ext = (_ink_extents(tiles) if ext is None else ext).tolist()
+    n = len(ext)
+    ink_w = [c1 - c0 for _, _, c0, c1 in ext]
+    ink_h = [r1 - r0 for r0, r1, _, _ in ext]
     # Vertical: bottoms on a common line, then the whole number centred in the height.
-    bottoms = d.dys.astype(np.int64)
-    tops = bottoms - (r1 - r0)
-    shift = (height - (bottoms.max() - tops.min())) // 2 - tops.min()
-    ink_top = tops + shift
+    bottoms = [int(v) for v in d.dys.tolist()]
+    tops = [b - h for b, h in zip(bottoms, ink_h)]
+    shift = (height - (max(bottoms) - min(tops))) // 2 - min(tops)
+    ink_top = [t + shift for t in tops]
     if d.cells:
-        cell = int(ink_w.max()) + 2 * d.cells
-        lefts = MARGIN + np.arange(n) * cell + (cell - ink_w) // 2
-        cells = np.stack([MARGIN + np.arange(n) * cell, np.full(n, cell)], axis=1)
+        cell = max(ink_w) + 2 * d.cells
+        lefts = [MARGIN + k * cell + (cell - w) // 2 for k, w in enumerate(ink_w)]
+        cells = np.array([[MARGIN + k * cell, cell] for k in range(n)], np.int64)
         width = MARGIN * 2 + n * cell + 1
     else:
-        lefts = MARGIN + np.concatenate([[0], np.cumsum(ink_w[:-1] + d.gaps)])
-        lefts -= min(0, int(lefts.min()) - MARGIN)  # a large overlap must not push ink off the left edge
+        lefts = [MARGIN]
+        for w, gap in zip(ink_w[:-1], d.gaps.tolist()):
+            lefts.append(lefts[-1] + w + gap)
+        push = MARGIN - min(lefts)  # a large overlap must not push ink off the left edge
+        if push > 0:
+            lefts = [x + push for x in lefts]
         cells = np.zeros((0, 2), np.int64)
-        width = int((lefts + ink_w).max()) + MARGIN
-    corners = np.stack([ink_top - r0, lefts - c0], axis=1)
-    boxes = np.stack([lefts, ink_top, ink_w, r1 - r0], axis=1)
+        width = max(x + w for x, w in zip(lefts, ink_w)) + MARGIN
+    corners = np.array([[t - e[0], x - e[2]] for t, x, e in zip(ink_top, lefts, ext)], np.int64)
+    boxes = np.array([[x, t, w, h] for x, t, w, h in zip(lefts, ink_top, ink_w, ink_h)], np.int64)
     return Placement(tiles, corners, _clip_boxes(boxes, height, width), height, width, cells)
 
 

@@ -71,7 +71,7 @@ class Paper:
 
     def draw_guides(self, rng: np.random.Generator) -> str:
         """The guide kind of one image (drawn even when fixed, so that every image uses one draw)."""
-        u = rng.random()
+        u = float(rng.random())
         if self.guides != "mixed":
             return self.guides
         for kind, p in MIXED_GUIDES:
@@ -147,21 +147,28 @@ def guide_mask(shape: tuple[int, int], kind: str, boxes: np.ndarray, cells: np.n
 def scan(ink: np.ndarray, paper: Paper, rng: np.random.Generator, mask: np.ndarray | None = None) -> np.ndarray:
     """The written ink (h, w) (0 paper, 1 ink) on paper, scanned: float32 darkness (h, w) in [0, 1]."""
     texture_bank, grain_bank = _banks()
-    tone = rng.uniform(*paper.tone)
-    darkness = rng.uniform(*paper.ink)
-    texture = rng.uniform(0, paper.texture)
-    noise = rng.uniform(0, paper.noise)
-    blur = rng.uniform(0, paper.blur)
-    contrast = rng.uniform(*paper.contrast)
-    guide = rng.uniform(*paper.guide_ink)
-    offsets = rng.random(4)
-    reflect = (1.0 - tone) * (1.0 - texture * _cut(texture_bank, ink.shape, offsets[0], offsets[1]))
+    # Python floats, so that every product below stays float32 (a numpy float64 would upcast the image).
+    tone, darkness, texture, noise, blur, contrast, guide, *offsets = (float(v) for v in rng.random(11))
+    lerp = lambda pair, t: pair[0] + (pair[1] - pair[0]) * t  # noqa: E731
+    tone, darkness, contrast, guide = (lerp(paper.tone, tone), lerp(paper.ink, darkness),
+                                       lerp(paper.contrast, contrast), lerp(paper.guide_ink, guide))
+    texture, noise, blur = texture * paper.texture, noise * paper.noise, blur * paper.blur
+    # reflect = (1 - tone)(1 - texture T)(1 - guide M)(1 - darkness ink), then blur, grain and contrast
+    reflect = _cut(texture_bank, ink.shape, offsets[0], offsets[1]) * (-texture * (1.0 - tone))
+    reflect += 1.0 - tone
     if mask is not None:
-        reflect = reflect * (1.0 - guide * mask)
-    reflect = reflect * (1.0 - darkness * ink)
+        reflect *= 1.0 - guide * mask
+    absorbed = ink * -darkness
+    absorbed += 1.0
+    reflect *= absorbed
     if blur:
-        reflect = reflect + blur * (_smooth(reflect) - reflect)
+        smooth = _smooth(reflect)
+        smooth -= reflect
+        smooth *= blur
+        reflect += smooth
     if noise:
-        reflect = reflect + noise * _cut(grain_bank, ink.shape, offsets[2], offsets[3])
-    reflect = 0.5 + contrast * (reflect - 0.5)
-    return (1.0 - np.clip(reflect, 0.0, 1.0)).astype(np.float32)
+        reflect += _cut(grain_bank, ink.shape, offsets[2], offsets[3]) * noise
+    reflect *= contrast
+    reflect += 0.5 * (1.0 - contrast)
+    np.clip(reflect, 0.0, 1.0, out=reflect)
+    return (1.0 - reflect).astype(np.float32, copy=False)

@@ -48,29 +48,36 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def encode_png(gray: np.ndarray, level: int = 6) -> bytes:
+def encode_png(gray: np.ndarray, level: int = 6, strategy: int = zlib.Z_DEFAULT_STRATEGY) -> bytes:
     """The bytes of an 8-bit grayscale PNG of a uint8 (H, W) array.
 
     PNG 1.2 (RFC 2083): signature, IHDR (width, height, bit depth 8, colour
     type 0 = gray), one IDAT holding the zlib stream of the rows, each prefixed
     by filter type 0, and IEND. Written here rather than through Pillow because
-    Pillow's per-image overhead dominated dataset export.
+    Pillow's per-image overhead dominated dataset export. strategy: zlib's;
+    Z_HUFFMAN_ONLY suits scanned-paper noise, where string matching finds
+    next to nothing (measured: 1% larger files, 25% less time).
     """
     h, w = gray.shape
     rows = np.empty((h, w + 1), np.uint8)
     rows[:, 0] = 0  # filter type "None" for every row
     rows[:, 1:] = gray
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    idat = zlib.compress(rows.tobytes(), level)
+    if strategy == zlib.Z_DEFAULT_STRATEGY:
+        idat = zlib.compress(rows.tobytes(), level)
+    else:
+        packer = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS, 8, strategy)
+        idat = packer.compress(rows.tobytes()) + packer.flush()
     return PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 def write_png(
-    filename: str | os.PathLike, image: np.ndarray, invert: bool = False, check: bool = True, level: int = 6
+    filename: str | os.PathLike, image: np.ndarray, invert: bool = False, check: bool = True, level: int = 6,
+    strategy: int = zlib.Z_DEFAULT_STRATEGY,
 ) -> Path:
     """Write a (H, W) float image as an H x W 8-bit grayscale PNG, atomically (level: zlib 1-9)."""
     path = check_png_path(filename) if check else filename
-    atomic_write_bytes(path, encode_png(to_uint8(image, invert), level))
+    atomic_write_bytes(path, encode_png(to_uint8(image, invert), level, strategy))
     return Path(path)
 
 

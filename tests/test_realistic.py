@@ -92,7 +92,8 @@ def test_one_slant_and_size_per_number_with_small_variation():
         assert np.ptp(slants) <= 2 * hand.digit_slant + 1e-9
         assert np.all(np.abs(slants) <= hand.slant + hand.digit_slant + 1e-9)
         assert np.ptp(d.strokes) <= 2 * hand.digit_stroke + 1e-9
-        assert np.ptp(d.scales) / d.scales.mean() <= 2 * hand.digit_scale + 1e-9
+        assert d.scales.max() / d.scales.min() <= (1 + hand.digit_scale) / (1 - hand.digit_scale) + 1e-9
+        assert np.all((d.scales >= hand.scale[0] * (1 - hand.digit_scale)) & (d.scales <= hand.scale[1] * (1 + hand.digit_scale)))
         assert np.all((d.gaps >= hand.gap[0]) & (d.gaps <= hand.gap[1]))
         assert np.all(np.abs(d.dys) <= np.ceil(hand.jitter))
         spreads.append(slants.mean())
