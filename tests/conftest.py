@@ -30,6 +30,9 @@ def isolated(tmp_path, monkeypatch):
     """Run in tmp_path, with none of the user's digitgenerator variables."""
     for var in ("DIGITGENERATOR_MNIST_DATA", "DIGITGENERATOR_CACHE", "DIGITGENERATOR_MODEL_DIR"):
         monkeypatch.delenv(var, raising=False)
+    from digitgenerator import data
+
+    monkeypatch.setattr(data, "_warned_folders", set())  # each test sees the once-per-process note afresh
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

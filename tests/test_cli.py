@@ -83,9 +83,6 @@ def test_version(capsys):
 
 
 def test_fallback_note_is_one_line(capsys):
-    from digitgenerator import data
-
-    data._warned_folders.clear()
     code, _, err = run(capsys, "--digits", "4")
     assert code == 0 and err.startswith("generate_png: note: no MNIST files") and err.count("\n") == 1
 
@@ -113,9 +110,6 @@ def test_real_subprocess(tmp_path):
 
 
 def test_a_failure_prints_only_its_error(capsys, tmp_path):
-    from digitgenerator import data
-
-    data._warned_folders.clear()  # the embedded-sample note would be due now
     code, _, err = run(capsys, "--digits", "1", "--cvae", "1", "--model-dir", str(tmp_path / "nope"))
     assert code == 1 and err.count("\n") == 1 and "note" not in err
 
@@ -126,3 +120,22 @@ def test_width_too_narrow_is_found_before_loading(capsys, monkeypatch):
     monkeypatch.setattr(generator.Digitgenerator, "__init__", lambda *a, **k: pytest.fail("loaded data"))
     code, _, err = run(capsys, "--random", "4", "--width", "50")
     assert code == 2 and "at least 124 pixels" in err
+
+
+def test_cvae_runs_say_nothing_about_mnist_files(capsys, random_model):
+    code, _, err = run(capsys, "--random", "3", "--cvae", "1", "--model-dir", str(random_model), "--outfile", "c.png")
+    assert code == 0 and err == ""
+
+
+def test_python_m_names_itself():
+    result = subprocess.run([sys.executable, "-m", "digitgenerator", "--version"], capture_output=True, text=True,
+                            env={"PATH": "", "PYTHONPATH": str(__import__("conftest").ROOT)})
+    assert result.stdout.strip() == f"python -m digitgenerator {__version__}"
+
+
+def test_train_help_shows_the_defaults(capsys):
+    from digitgenerator.cli import train_main
+
+    assert train_main(["-h"]) == 0
+    out = capsys.readouterr().out
+    assert "(default: 60)" in out and "(default: 128)" in out and "(default: 0.001)" in out

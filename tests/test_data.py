@@ -32,7 +32,6 @@ def test_reads_mnist_folder_and_caches_memory_mapped_uint8(mnist_folder, tmp_pat
 
 
 def test_falls_back_to_the_embedded_sample_with_one_warning(tmp_path):
-    data._warned_folders.clear()
     with pytest.warns(UserWarning, match=r"embedded sample of 5,000 digits.*load_mnist\.sh"):
         images, labels, source = load_mnist(tmp_path / "empty", tmp_path)
     assert source.is_sample and images.shape == (5000, 28, 28)

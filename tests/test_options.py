@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -225,13 +224,3 @@ def test_augment_rotate_and_shear_act_as_named():
     rotated = Augment(rotate=40).apply(bar, rng())
     rows_of = lambda im: np.flatnonzero(im.max(axis=1) > 0.5).size  # noqa: E731
     assert rows_of(sheared) <= 3 < rows_of(rotated)
-
-
-def test_warnings_are_notes_not_tracebacks():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with pytest.raises(UserWarning):
-            from digitgenerator.data import _warned_folders, locate_mnist
-
-            _warned_folders.clear()
-            locate_mnist("nowhere-at-all")
