@@ -280,6 +280,7 @@ def test_an_unused_member_is_never_read(tmp_path):
 def test_a_second_exporter_into_the_same_folder_is_refused(tmp_path, capsys):
     out = tmp_path / "d"
     assert dataset_main(["--count", "4", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
     with open(out / ".manifest.jsonl.lock", "a+") as lock:  # as a running exporter holds it
         fcntl.flock(lock, fcntl.LOCK_EX)
         assert dataset_main(["--count", "4", "--out", str(out), "--no-progress"]) == 2
@@ -317,6 +318,7 @@ def test_a_hand_edited_manifest_line_is_one_clear_line(tmp_path, capsys, line):
 def test_a_damaged_job_file_is_one_clear_line(tmp_path, capsys):
     out = tmp_path / "d"
     assert dataset_main(["--count", "4", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
     (out / "dataset.json").write_text("{broken")
     assert dataset_main(["--count", "4", "--out", str(out), "--no-progress"]) == 2
     assert "dataset.json is not a digitgenerator job file" in one_line(capsys)
