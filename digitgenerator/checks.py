@@ -58,22 +58,22 @@ def _pair(value, name: str):
     return lo, hi
 
 
-def int_pair(value, name: str, low: int | None = None, high: int | None = None) -> tuple[int, int]:
-    """(min, max) as ints within [low, high], min <= max."""
+def _ordered_pair(value, name: str, check, low, high):
     lo, hi = _pair(value, name)
-    lo, hi = integer(lo, f"{name} min", low, high), integer(hi, f"{name} max", low, high)
+    lo, hi = check(lo, f"{name} min", low, high), check(hi, f"{name} max", low, high)
     if lo > hi:
         raise ValueError(f"{name} ({lo}, {hi}): min is greater than max; swap them")
     return lo, hi
+
+
+def int_pair(value, name: str, low: int | None = None, high: int | None = None) -> tuple[int, int]:
+    """(min, max) as ints within [low, high], min <= max."""
+    return _ordered_pair(value, name, integer, low, high)
 
 
 def float_pair(value, name: str, low: float | None = None, high: float | None = None) -> tuple[float, float]:
     """(min, max) as finite floats within [low, high], min <= max."""
-    lo, hi = _pair(value, name)
-    lo, hi = number(lo, f"{name} min", low, high), number(hi, f"{name} max", low, high)
-    if lo > hi:
-        raise ValueError(f"{name} ({lo}, {hi}): min is greater than max; swap them")
-    return lo, hi
+    return _ordered_pair(value, name, number, low, high)
 
 
 def choice(value, name: str, options) -> str:
