@@ -168,16 +168,17 @@ def build_model(seed: int):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((INPUT_HEIGHT, INPUT_WIDTH, 1))
     h = inputs
-    for filters, pool in ((16, (2, 2)), (32, (2, 2)), (48, (2, 1)), (64, None)):
+    # Width is pooled once: 80 columns for 160 pixels, so that even touching digits get several CTC steps each.
+    for filters, pool in ((16, (2, 2)), (32, (2, 1)), (48, (2, 1)), (64, None)):
         h = layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
         # momentum 0.9: the inference statistics settle within a short CPU run (0.99 needs thousands of steps)
         h = layers.BatchNormalization(momentum=0.9)(h)
         h = layers.Activation("relu")(h)
         if pool:
             h = layers.MaxPooling2D(pool)(h)
-    # (2, 40, 64) -> a sequence of 40 columns of 128 features
+    # (2, 80, 64) -> a sequence of 80 columns of 128 features
     h = layers.Permute((2, 1, 3))(h)
-    h = layers.Reshape((INPUT_WIDTH // 4, -1))(h)
+    h = layers.Reshape((INPUT_WIDTH // 2, -1))(h)
     h = layers.Conv1D(128, 5, padding="same", activation="relu")(h)
     h = layers.Dropout(0.2, seed=seed)(h)
     h = layers.Conv1D(128, 3, padding="same", activation="relu")(h)
