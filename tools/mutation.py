@@ -32,14 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The tests that exercise each module (running only these keeps a survivor's cost down).
 TESTS = {
-    "compose": ["test_compose.py", "test_generator.py", "test_realistic.py", "test_hardening.py", "test_dataset.py"],
+    "compose": ["test_compose.py", "test_generator.py", "test_realistic.py", "test_hardening.py", "test_options.py", "test_dataset.py"],
     "idx": ["test_idx.py", "test_data.py", "test_hardening.py"],
-    "data": ["test_data.py", "test_hardening.py", "test_generator.py"],
+    "data": ["test_data.py", "test_hardening.py", "test_options.py", "test_generator.py"],
     "png": ["test_cli.py", "test_generator.py", "test_hardening.py", "test_dataset.py"],
-    "noise": ["test_generator.py", "test_model.py", "test_cli.py"],
-    "dataset": ["test_dataset.py", "test_realistic.py", "test_hardening.py"],
-    "cli": ["test_cli.py", "test_dataset.py", "test_realistic.py", "test_hardening.py"],
-    "model": ["test_model.py", "test_hardening.py", "test_generator.py"],
+    "noise": ["test_generator.py", "test_model.py", "test_options.py", "test_cli.py"],
+    "dataset": ["test_dataset.py", "test_realistic.py", "test_hardening.py", "test_options.py"],
+    "cli": ["test_cli.py", "test_options.py", "test_realistic.py", "test_hardening.py", "test_dataset.py"],
+    "model": ["test_model.py", "test_hardening.py", "test_options.py", "test_generator.py"],
     "handwriting": ["test_realistic.py"],
     "paper": ["test_realistic.py"],
     "realistic": ["test_realistic.py"],
