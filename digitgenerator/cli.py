@@ -121,10 +121,10 @@ def _realistic_from_args(args):
     mix = Realistic()
     hand = {k: getattr(args, k) for k in ("gap", "jitter", "scale", "slant", "stroke", "height") if getattr(args, k) is not None}
     hand = {k: tuple(v) if isinstance(v, list) else v for k, v in hand.items()}
-    if "slant" in hand:
-        hand["digit_slant"] = min(mix.hand.digit_slant, hand["slant"] / 4)  # per-digit wobble stays a fraction of the slant
-    if "stroke" in hand:
-        hand["digit_stroke"] = min(mix.hand.digit_stroke, hand["stroke"] / 4)
+    # The per-digit wobble never exceeds the number's own range: --slant 0 writes upright digits.
+    for part in ("slant", "stroke"):
+        if part in hand:
+            hand[f"digit_{part}"] = min(getattr(mix.hand, f"digit_{part}"), hand[part])
     paper = {k: getattr(args, k) for k in ("guides", "noise", "blur") if getattr(args, k) is not None}
     if args.no_paper and paper:
         raise UsageError(f"--{next(iter(paper))} is a paper option; leave out --no-paper")

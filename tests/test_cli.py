@@ -139,3 +139,49 @@ def test_train_help_shows_the_defaults(capsys):
     assert train_main(["-h"]) == 0
     out = capsys.readouterr().out
     assert "(default: 60)" in out and "(default: 128)" in out and "(default: 0.001)" in out
+
+
+@pytest.mark.parametrize(
+    "args, ok",
+    [
+        (["--random", "10000", "--help"], True), (["--random", "10001"], False),
+        (["--digits", "1", "--cvae", "0"], True), (["--digits", "1", "--cvae", "2"], False),
+        (["--digits", "1", "--realistic", "--jitter", "0.5"], True), (["--digits", "1", "--realistic", "--jitter", "10.5"], False),
+    ],
+)
+def test_documented_ranges_are_the_ones_accepted(tmp_path, capsys, args, ok):
+    from digitgenerator.cli import build_generate_parser
+
+    parser = build_generate_parser()
+    if "--help" in args:
+        args = [a for a in args if a != "--help"]
+    if ok:
+        parser.parse_args(args)
+    else:
+        assert main([*args, "--outfile", str(tmp_path / "x.png")]) == 2
+
+
+@pytest.mark.parametrize("args, ok", [(["--epochs", "1"], True), (["--epochs", "0"], False),
+                                      (["--learning-rate", "1"], True), (["--learning-rate", "2"], False),
+                                      (["--learning-rate", "0"], False), (["--batch-size", "1"], True)])
+def test_train_ranges(capsys, args, ok):
+    from digitgenerator.cli import UsageError, build_train_parser
+
+    parser = build_train_parser()
+    if ok:
+        parser.parse_args(args)
+    else:
+        with pytest.raises(UsageError):
+            parser.parse_args(args)
+
+
+def test_slant_and_stroke_zero_write_upright_digits_with_one_pen(tmp_path):
+    from digitgenerator import Digitgenerator
+    from digitgenerator.handwriting import Handwriting
+    from digitgenerator.realistic import Realistic
+
+    assert main(["--digits", "7", "1", "4", "--realistic", "--slant", "0", "--stroke", "0", "--no-paper", "--seed", "3",
+                 "--outfile", str(tmp_path / "u.png")]) == 0
+    style = Realistic(hand=Handwriting(slant=0, digit_slant=0, stroke=0, digit_stroke=0), paper=None)
+    expected = Digitgenerator(seed=3).draw_from_mnist([7, 1, 4], realistic=style)
+    np.testing.assert_allclose(read_png(tmp_path / "u.png"), 1 - expected, atol=0.5 / 255 + 1e-6)
