@@ -185,3 +185,35 @@ def test_slant_and_stroke_zero_write_upright_digits_with_one_pen(tmp_path):
     style = Realistic(hand=Handwriting(slant=0, digit_slant=0, stroke=0, digit_stroke=0), paper=None)
     expected = Digitgenerator(seed=3).draw_from_mnist([7, 1, 4], realistic=style)
     np.testing.assert_allclose(read_png(tmp_path / "u.png"), 1 - expected, atol=0.5 / 255 + 1e-6)
+
+
+@pytest.mark.parametrize(
+    "args, ok",
+    [
+        (["--count", "5"], False),  # --out is required
+        (["--count", "5", "--out", "d", "--length", "1", "1000"], True), (["--count", "5", "--out", "d", "--length", "1", "1001"], False),
+        (["--count", "5", "--out", "d", "--thickness", "3"], True), (["--count", "5", "--out", "d", "--thickness", "4"], False),
+        (["--count", "5", "--out", "d", "--workers", "1"], True), (["--count", "5", "--out", "d", "--workers", "256"], True),
+        (["--count", "5", "--out", "d", "--workers", "257"], False), (["--count", "5", "--out", "d", "--workers", "0"], False),
+        (["--count", "1000000000", "--out", "d"], True), (["--count", "5", "--out", "d", "--rotate", "90"], True),
+    ],
+)
+def test_dataset_ranges_are_the_documented_ones(capsys, args, ok):
+    from digitgenerator.cli import UsageError, build_dataset_parser
+
+    parser = build_dataset_parser()
+    if ok:
+        parser.parse_args(args)
+    else:
+        with pytest.raises(UsageError):
+            parser.parse_args(args)
+
+
+def test_a_cvae_dataset_says_nothing_about_mnist_files(tmp_path, capsys, random_model):
+    from digitgenerator.cli import dataset_main
+
+    assert dataset_main(["--count", "3", "--out", str(tmp_path / "c"), "--source", "cvae", "--model-dir", str(random_model),
+                         "--no-progress"]) == 0
+    assert "note" not in capsys.readouterr().err
+    assert dataset_main(["--count", "3", "--out", str(tmp_path / "m"), "--no-progress"]) == 0
+    assert "note: no MNIST files" in capsys.readouterr().err
