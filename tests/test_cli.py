@@ -213,7 +213,7 @@ def test_a_cvae_dataset_says_nothing_about_mnist_files(tmp_path, capsys, random_
     from digitgenerator.cli import dataset_main
 
     assert dataset_main(["--count", "3", "--out", str(tmp_path / "c"), "--source", "cvae", "--model-dir", str(random_model),
-                         "--no-progress"]) == 0
+                         "--mnist-folder", "nothing-1", "--no-progress"]) == 0
     assert "note" not in capsys.readouterr().err
-    assert dataset_main(["--count", "3", "--out", str(tmp_path / "m"), "--no-progress"]) == 0
+    assert dataset_main(["--count", "3", "--out", str(tmp_path / "m"), "--mnist-folder", "nothing-2", "--no-progress"]) == 0
     assert "note: no MNIST files" in capsys.readouterr().err
