@@ -387,3 +387,91 @@ def test_an_extreme_style_is_refused(random_model, value):
         gen.sample_from_vae([1, 2], style=np.full(16, value))
     fine = gen.sample_from_vae([1, 2], style=np.full(16, 3.0))
     assert np.all(np.isfinite(fine))
+
+
+# ----------------------------------------------------------------------------- what the mutation run found
+
+
+@pytest.mark.parametrize("code, dtype", [(0x09, ">i1"), (0x0B, ">i2"), (0x0C, ">i4"), (0x0D, ">f4"), (0x0E, ">f8")])
+def test_every_idx_type_reads_back_its_values(tmp_path, code, dtype):
+    values = np.array([[-3, 7, 100], [0, 1, -128]]).astype(dtype)
+    raw = bytes([0, 0, code, 2]) + (2).to_bytes(4, "big") + (3).to_bytes(4, "big") + values.tobytes()
+    (tmp_path / "x.idx").write_bytes(raw)
+    (tmp_path / "x.idx.gz").write_bytes(gzip.compress(raw))
+    for name in ("x.idx", "x.idx.gz"):
+        np.testing.assert_array_equal(read_idx(tmp_path / name), values.astype(np.dtype(dtype).newbyteorder("=")))
+
+
+def test_a_header_over_the_size_limit_says_so(tmp_path):
+    labels = b"\0\0\x08\x01" + (2**31 + 100).to_bytes(4, "big")  # 2 GiB and a bit: over the limit, under 3**31
+    (tmp_path / "l.gz").write_bytes(gzip.compress(labels + b"\0" * 10))
+    with pytest.raises(ValueError, match="over the .* limit"):
+        read_idx(tmp_path / "l.gz")
+
+
+@pytest.mark.parametrize("content", [b"\0\0\x08", b"\0\0\x08\x01\0", b"\0\0\x08\x03\0\0\0\x05"])
+def test_a_truncated_label_header_is_a_value_error(tmp_path, content):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte", np.zeros((5, 28, 28), np.uint8))
+    (folder / "train-labels-idx1-ubyte").write_bytes(content)
+    with pytest.raises(ValueError, match="train-labels-idx1-ubyte"):
+        Digitgenerator(folder, tmp_path / "cache")
+
+
+def test_images_of_another_size_and_labels_past_nine_are_refused(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte", np.zeros((5, 20, 20), np.uint8))
+    write_idx(folder / "train-labels-idx1-ubyte", np.arange(5, dtype=np.uint8))
+    with pytest.raises(ValueError, match="expected uint8 images of 28x28"):
+        Digitgenerator(folder, tmp_path / "cache")
+    write_idx(folder / "train-images-idx3-ubyte", np.zeros((5, 28, 28), np.uint8))
+    write_idx(folder / "train-labels-idx1-ubyte", np.array([1, 2, 10, 3, 4], np.uint8))
+    with pytest.raises(ValueError, match="label 10 is not a digit"):
+        Digitgenerator(folder, tmp_path / "cache")
+
+
+def test_a_nested_cache_folder_is_created(tmp_path, mnist_folder):
+    cache = tmp_path / "a" / "b" / "c"
+    Digitgenerator(mnist_folder, cache)
+    assert len(list(cache.glob("digitgenerator-mnist-*.npy"))) == 1
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (0, 5), (5,)])
+def test_only_non_empty_2d_images_are_written(tmp_path, shape):
+    from digitgenerator.png import write_png
+
+    with pytest.raises(ValueError, match="non-empty 2-D image"):
+        write_png(tmp_path / "x.png", np.zeros(shape, np.float32))
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_stretched_boxes_are_scaled_to_the_final_width():
+    gen = Digitgenerator(seed=0)
+    image = gen.draw_from_mnist([1, 2, 3], (4, 4), 60, fit="stretch")
+    scale = 60 / (3 * 28 + 2 * 4)
+    assert image.shape == (28, 60)
+    assert gen.latest_layout.boxes() == [(round(k * 32 * scale), round(28 * scale)) for k in range(3)]
+
+
+def test_a_blank_digit_has_an_empty_ink_box(tmp_path):
+    folder = tmp_path / "blank"
+    folder.mkdir()
+    images, labels = make_digits(1)
+    images[labels == 5] = 0  # the 5 is a blank page
+    write_idx(folder / "train-images-idx3-ubyte", images)
+    write_idx(folder / "train-labels-idx1-ubyte", labels)
+    out = tmp_path / "d"
+    assert dataset_main(["--count", "40", "--out", str(out), "--mnist-folder", str(folder), "--length", "3", "3",
+                         "--width", "200", "--stretch", "--no-progress"]) == 0
+    seen = 0
+    for line in (out / "manifest.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        for digit, (bx, bw), (x, y, w, h) in zip(row["text"], row["boxes"], row["ink_boxes"]):
+            if digit == "5":
+                assert (w, h, y) == (0, 0, 0) and x == bx
+                seen += 1
+            else:
+                assert w > 0 and h > 0 and bx <= x < bx + bw
+    assert seen > 0
