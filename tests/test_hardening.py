@@ -475,3 +475,15 @@ def test_a_blank_digit_has_an_empty_ink_box(tmp_path):
             else:
                 assert w > 0 and h > 0 and bx <= x < bx + bw
     assert seen > 0
+
+
+def test_out_of_range_values_are_clipped_not_wrapped(tmp_path):
+    from digitgenerator.png import read_png, write_png
+
+    write_png(tmp_path / "c.png", np.array([[1.5, -0.5, 0.5, 1.0]], np.float32))
+    assert (np.rint(read_png(tmp_path / "c.png") * 255).astype(int) == [[255, 0, 128, 255]]).all()
+
+
+def test_a_name_over_255_bytes_is_refused_up_front(tmp_path, capsys):
+    assert main(["--digits", "1", "--outfile", str(tmp_path / ("b" * 252 + ".png"))]) == 2
+    assert "longer than 255 bytes" in one_line(capsys)
