@@ -30,6 +30,8 @@ def check_png_path(filename: str | os.PathLike) -> Path:
     if not isinstance(filename, (str, os.PathLike)):
         raise ValueError(f"output file {filename!r} must be a path ending in .png")
     path = Path(filename)
+    if len(os.fsencode(path.name)) > 255:  # before any look at the file system, which would fail less clearly
+        raise ValueError(f"output file name {path.name[:40]}... is longer than 255 bytes")
     if path.suffix.lower() != ".png":
         raise ValueError(f"output file {str(path)!r} must end in .png")
     folder = path.parent
@@ -39,8 +41,6 @@ def check_png_path(filename: str | os.PathLike) -> Path:
         raise PermissionError(f"cannot write {path}: folder {folder} is not writable")
     if path.is_dir():
         raise ValueError(f"output file {path} is an existing folder; name a .png file")
-    if len(os.fsencode(path.name)) > 255:
-        raise ValueError(f"output file name {path.name[:40]}... is longer than 255 bytes")
     return path
 
 
