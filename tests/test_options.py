@@ -224,3 +224,18 @@ def test_augment_rotate_and_shear_act_as_named():
     rotated = Augment(rotate=40).apply(bar, rng())
     rows_of = lambda im: np.flatnonzero(im.max(axis=1) > 0.5).size  # noqa: E731
     assert rows_of(sheared) <= 3 < rows_of(rotated)
+
+
+def test_denoise_noise_replaces_each_pixel_by_black_or_white_with_probability_p():
+    from digitgenerator.noise import corrupt
+
+    grey = np.full((200, 28, 28), 0.5, np.float32)
+    for p in (0.0, 0.3, 1.0):
+        noisy = corrupt(grey, p, np.random.default_rng(1))
+        replaced = noisy != 0.5
+        assert set(np.unique(noisy[replaced]).tolist()) <= {0.0, 1.0}
+        assert abs(replaced.mean() - p) < 0.01
+        if p:
+            assert abs(noisy[replaced].mean() - 0.5) < 0.01  # salt and pepper in equal parts
+    per_image = corrupt(grey[:2], np.array([0.0, 1.0]), np.random.default_rng(2))
+    assert (per_image[0] == 0.5).all() and not (per_image[1] == 0.5).any()
