@@ -239,3 +239,20 @@ def test_denoise_noise_replaces_each_pixel_by_black_or_white_with_probability_p(
             assert abs(noisy[replaced].mean() - 0.5) < 0.01  # salt and pepper in equal parts
     per_image = corrupt(grey[:2], np.array([0.0, 1.0]), np.random.default_rng(2))
     assert (per_image[0] == 0.5).all() and not (per_image[1] == 0.5).any()
+
+
+def test_default_lengths_are_one_to_eight_digits(tmp_path):
+    assert dataset_main(["--count", "300", "--out", str(tmp_path / "d"), "--no-progress"]) == 0
+    lengths = {len(r["text"]) for r in rows(tmp_path / "d")}
+    assert lengths == set(range(1, 9))
+    gen = Digitgenerator()
+    labels = np.concatenate([b[1] for b in batches(gen, DatasetSpec(count=300), batch_size=100)])
+    assert {int((row >= 0).sum()) for row in labels} == set(range(1, 9))
+
+
+def test_worker_counts_past_the_limit_are_refused(tmp_path):
+    from digitgenerator.dataset import export
+
+    with pytest.raises(ValueError, match="workers must be between 1 and 256"):
+        export(DatasetSpec(count=2), tmp_path / "w", workers=257, progress=False)
+    assert not (tmp_path / "w").exists()
