@@ -217,3 +217,13 @@ def test_a_cvae_dataset_says_nothing_about_mnist_files(tmp_path, capsys, random_
     assert "note" not in capsys.readouterr().err
     assert dataset_main(["--count", "3", "--out", str(tmp_path / "m"), "--mnist-folder", "nothing-2", "--no-progress"]) == 0
     assert "note: no MNIST files" in capsys.readouterr().err
+
+
+def test_a_command_in_an_empty_folder_leaves_only_the_png(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    result = subprocess.run([sys.executable, "-m", "digitgenerator", "--digits", "2", "0", "2", "6", "--realistic",
+                             "--seed", "1", "--outfile", "n.png"], cwd=folder, capture_output=True, text=True,
+                            env={"PATH": "", "PYTHONPATH": str(__import__("conftest").ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in folder.iterdir()] == ["n.png"]
