@@ -120,7 +120,7 @@ def make_items(gen, spec: DatasetSpec, indices) -> list[tuple[np.ndarray, str, l
         # Draw every image's latents from its own stream, then decode them all in one batch;
         # a realistic number is written in one handwriting (one latent for all its digits).
         if spec.realistic is not None:
-            latents = [np.tile(gen.vae.sample_style(rng, 1.0, d), (len(d), 1)) for d, rng in zip(digits, rngs)]
+            latents = [np.tile(gen.vae.sample_style(rng, labels=d), (len(d), 1)) for d, rng in zip(digits, rngs)]
         else:
             latents = [gen.vae.sample_latents(d, rng) for d, rng in zip(digits, rngs)]
         decoded = gen.vae.decode(np.concatenate(latents), np.concatenate(digits))
