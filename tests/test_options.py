@@ -256,3 +256,17 @@ def test_worker_counts_past_the_limit_are_refused(tmp_path):
     with pytest.raises(ValueError, match="workers must be between 1 and 256"):
         export(DatasetSpec(count=2), tmp_path / "w", workers=257, progress=False)
     assert not (tmp_path / "w").exists()
+
+
+def test_progress_is_a_line_per_tenth_when_not_a_terminal(tmp_path, capsys):
+    from digitgenerator.dataset import export
+
+    spec = DatasetSpec(count=640, length=(1, 1))
+    export(spec, tmp_path / "p", progress=True)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 10
+    assert [line.split("] ")[1].split(" images")[0] for line in lines] == [f"{64 * k}/640" for k in range(1, 11)]
+    assert lines[-1].startswith("[" + "#" * 30 + "]") and lines[0].startswith("[" + "#" * 3 + "." * 27 + "]")
+    # a finished job re-run starts, and stays, at 640/640: nothing to report
+    export(spec, tmp_path / "p", progress=True)
+    assert capsys.readouterr().err == ""
