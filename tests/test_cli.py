@@ -227,3 +227,26 @@ def test_a_command_in_an_empty_folder_leaves_only_the_png(tmp_path):
                             env={"PATH": "", "PYTHONPATH": str(__import__("conftest").ROOT)})
     assert result.returncode == 0, result.stderr
     assert [p.name for p in folder.iterdir()] == ["n.png"]
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch):
+    import digitgenerator.generator as generator
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generator.Digitgenerator, "__init__", interrupted)
+    code, _, err = run(capsys, "--digits", "1")
+    assert code == 130 and err == "generate_png: interrupted\n"
+
+
+def test_documented_defaults_and_edges_of_the_other_commands(capsys):
+    from digitgenerator.cli import build_dataset_parser, build_train_parser
+
+    train = build_train_parser().parse_args([])
+    assert (train.epochs, train.batch_size, train.learning_rate, train.seed, train.out_dir) == (60, 128, 1e-3, 0, "tf_vae_files")
+    data = build_dataset_parser().parse_args(["--count", "3", "--out", "d", "--shard", "0/1"])
+    assert data.shard == (0, 1) and data.length == [1, 8] and data.seed == 0 and data.workers == 1
+    assert build_dataset_parser().parse_args(["--count", "3", "--out", "d", "--shard", "3/4"]).shard == (3, 4)
+    assert main(["--digits", "1", "--realistic", "--height", "7"]) == 2
+    assert "--height must be between 8 and 512" in capsys.readouterr().err
