@@ -250,3 +250,18 @@ def test_documented_defaults_and_edges_of_the_other_commands(capsys):
     assert build_dataset_parser().parse_args(["--count", "3", "--out", "d", "--shard", "3/4"]).shard == (3, 4)
     assert main(["--digits", "1", "--realistic", "--height", "7"]) == 2
     assert "--height must be between 8 and 512" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shard", ["1/1", "4/4", "0/0", "-1/2", "2/1"])
+def test_impossible_shards_are_refused(tmp_path, capsys, shard):
+    from digitgenerator.cli import dataset_main
+
+    assert dataset_main(["--count", "5", "--out", str(tmp_path / "d"), "--shard", shard]) == 2
+    assert "shard" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+def test_small_augmentations_are_accepted():
+    from digitgenerator.cli import build_dataset_parser
+
+    args = build_dataset_parser().parse_args(["--count", "3", "--out", "d", "--rotate", "0.5", "--shear", "0.5", "--elastic", "0.5"])
+    assert (args.rotate, args.shear, args.elastic) == (0.5, 0.5, 0.5)
