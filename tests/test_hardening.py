@@ -487,3 +487,13 @@ def test_out_of_range_values_are_clipped_not_wrapped(tmp_path):
 def test_a_name_over_255_bytes_is_refused_up_front(tmp_path, capsys):
     assert main(["--digits", "1", "--outfile", str(tmp_path / ("b" * 252 + ".png"))]) == 2
     assert "longer than 255 bytes" in one_line(capsys)
+
+
+def test_an_npz_member_of_integers_is_refused(tmp_path):
+    folder = write_random_model(tmp_path / "m")
+    with np.load(folder / WEIGHTS_FILE) as npz:
+        weights = {k: npz[k] for k in npz.files}
+    weights["latent_mean/bias"] = weights["latent_mean/bias"].astype(np.int32)
+    np.savez(folder / WEIGHTS_FILE, **weights)
+    with pytest.raises(ValueError, match="latent_mean/bias holds int32, not floats"):
+        Vae(folder)
