@@ -30,7 +30,7 @@ import numpy as np
 from . import __version__, checks
 from .atomic import atomic_write_bytes, remove_stale_temporaries
 from .augment import Augment
-from .compose import check_spacing, check_width, compose, ink_boxes
+from .compose import FITS, check_spacing, check_width, compose, ink_boxes
 from .data import IMAGE_SIZE, NUM_CLASSES
 from .png import write_png
 from .realistic import Realistic
@@ -69,7 +69,7 @@ class DatasetSpec:
         object.__setattr__(self, "spacing", check_spacing(self.spacing))
         object.__setattr__(self, "width", check_width(self.width))
         checks.choice(self.source, "source", SOURCES)
-        checks.choice(self.fit, "fit", ("pad", "stretch"))
+        checks.choice(self.fit, "fit", FITS)
         object.__setattr__(self, "seed", checks.seed(self.seed))
         need = hi * IMAGE_SIZE + (hi - 1) * self.spacing[0]
         if self.realistic is not None and (self.spacing != (4, 4) or self.ink_spacing):

@@ -8,9 +8,10 @@ leftmost is drawn from `Handwriting.gap`, so a negative gap makes strokes
 touch or overlap.
 
 Each digit (28, 28) is warped by one affine map about its ink centre (size s,
-slant: x' = s (x - tan(theta) y)) into a TILE x TILE tile by inverse mapping
-with bilinear interpolation, for all digits of a batch at once (the dataset
-export warps a whole chunk in one call, so the per-image cost stays small).
+slant: x' = s (x - tan(theta) y)) into a tile by inverse mapping with bilinear
+interpolation, all digits of a number in one vectorised call; the tile is
+sized for that number's digits (at most TILE), and a pixel's value does not
+depend on the tile's size, so a number comes out the same alone or in a dataset.
 Overlapping strokes are combined as ink on paper is: transmittances multiply
 (Beer-Lambert), so darkness = 1 - (1 - a)(1 - b) >= max(a, b), never less
 than either stroke.
@@ -24,9 +25,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import checks
 from .compose import INK_THRESHOLD
 from .data import IMAGE_SIZE
-from . import checks
 
 TILE = 96  # the largest tile a warped digit is drawn into: room for 1.6x size and 30 degrees of slant
 MNIST_INK = 20  # MNIST digits are size-normalised to a 20 x 20 box (LeCun et al. 1998)
@@ -316,7 +317,7 @@ def render(p: Placement, only: int | None = None) -> np.ndarray:
     return 1.0 - light
 
 
-def fit_width(image: np.ndarray, boxes: np.ndarray, width: int | None, fit: str, rng_offset: float = 0.5):
+def fit_width(image: np.ndarray, boxes: np.ndarray, width: int | None, fit: str):
     """Meet an exact width: pad both sides evenly, or resize (fit="stretch"), or ValueError.
 
     Returns (image, boxes) with the boxes moved or scaled to match.

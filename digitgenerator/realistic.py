@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import checks, handwriting
+from .compose import FITS
 from .handwriting import MARGIN, Handwriting
 from .paper import COMB_PADDING, Paper, guide_mask, scan
 
-FITS = ("pad", "stretch")
 
 
 @dataclass(frozen=True)
