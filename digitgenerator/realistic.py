@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from . import checks, handwriting
 from .compose import FITS
 from .handwriting import MARGIN, Handwriting

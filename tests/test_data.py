@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitgenerator import data
 from digitgenerator.data import CACHE_PREFIX, MNIST_FILES, load_mnist, locate_mnist, sample_is_intact
 from digitgenerator.idx import write_idx
 

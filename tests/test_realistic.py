@@ -5,13 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, make_digits
 from digitgenerator import Digitgenerator
 from digitgenerator.cli import dataset_main, main
 from digitgenerator.compose import INK_THRESHOLD
