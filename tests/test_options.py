@@ -261,12 +261,23 @@ def test_worker_counts_past_the_limit_are_refused(tmp_path):
 def test_progress_is_a_line_per_tenth_when_not_a_terminal(tmp_path, capsys):
     from digitgenerator.dataset import export
 
-    spec = DatasetSpec(count=640, length=(1, 1))
+    spec = DatasetSpec(count=1280, length=(1, 1))  # 20 chunks of 64: a line every other chunk
     export(spec, tmp_path / "p", progress=True)
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 10
-    assert [line.split("] ")[1].split(" images")[0] for line in lines] == [f"{64 * k}/640" for k in range(1, 11)]
+    # the first chunk, then one line each time a tenth is passed
+    assert [line.split("] ")[1].split(" images")[0] for line in lines] == ["64/1280"] + [f"{128 * k}/1280" for k in range(1, 11)]
     assert lines[-1].startswith("[" + "#" * 30 + "]") and lines[0].startswith("[" + "#" * 3 + "." * 27 + "]")
     # a finished job re-run starts, and stays, at 640/640: nothing to report
     export(spec, tmp_path / "p", progress=True)
     assert capsys.readouterr().err == ""
+
+
+def test_a_realistic_cvae_dataset_writes_each_number_in_one_hand(tmp_path, random_model):
+    out = tmp_path / "rc"
+    assert dataset_main(["--count", "6", "--out", str(out), "--source", "cvae", "--realistic", "--no-paper", "--length", "3", "3",
+                         "--model-dir", str(random_model), "--no-progress"]) == 0
+    gen = Digitgenerator(model_dir=random_model)
+    for row in rows(out):
+        assert read_png(out / row["file"]).shape == (40, row["width"]) and len(row["ink_boxes"]) == 3
+    images, labels = next(batches(gen, DatasetSpec(count=6, length=(3, 3), source="cvae", realistic=True), batch_size=6))
+    assert images.shape[:2] == (6, 40) and (labels >= 0).sum(axis=1).tolist() == [3] * 6
