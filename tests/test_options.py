@@ -281,3 +281,22 @@ def test_a_realistic_cvae_dataset_writes_each_number_in_one_hand(tmp_path, rando
         assert read_png(out / row["file"]).shape == (40, row["width"]) and len(row["ink_boxes"]) == 3
     images, labels = next(batches(gen, DatasetSpec(count=6, length=(3, 3), source="cvae", realistic=True), batch_size=6))
     assert images.shape[:2] == (6, 40) and (labels >= 0).sum(axis=1).tolist() == [3] * 6
+
+
+def test_reparameterize_and_encode_follow_their_formulas(tmp_path):
+    from digitgenerator.model import Vae
+
+    vae = Vae(write_random_model(tmp_path / "m", seed=5))
+    mean = np.array([[0.5, -1.0] * 8], np.float32)
+    log_var = np.array([[np.log(4.0), 0.0] * 8], np.float32)
+    z = vae.reparameterize(mean, log_var, np.random.default_rng(3))
+    eps = np.random.default_rng(3).standard_normal(mean.shape, dtype=np.float32)
+    np.testing.assert_allclose(z, mean + np.array([[2.0, 1.0] * 8]) * eps, rtol=1e-6)  # sigma = exp(log_var / 2)
+    # encode: the log-variance head is its own dense layer, bias included
+    w = vae.weights
+    x = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+    m1, v1 = vae.encode(x, [1, 2, 3])
+    w["latent_log_var/bias"] = w["latent_log_var/bias"] + 1.0
+    m2, v2 = vae.encode(x, [1, 2, 3])
+    np.testing.assert_allclose(v2 - v1, 1.0, atol=1e-5)
+    np.testing.assert_allclose(m2, m1, atol=1e-6)
