@@ -260,9 +260,12 @@ def _shard(text: str) -> tuple[int, int]:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"shard must look like I/N (e.g. 0/4), got {text!r}") from None
-    if n < 1 or not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"shard {i}/{n}: need 0 <= I < N (shards are numbered from 0)")
-    return i, n
+    from .dataset import check_shard
+
+    try:
+        return check_shard((i, n))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.ArgumentParser:

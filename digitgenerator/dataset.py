@@ -144,11 +144,17 @@ def make_items(gen, spec: DatasetSpec, indices) -> list[tuple[np.ndarray, str, l
     return items
 
 
-def shard_range(count: int, shard: tuple[int, int]) -> range:
-    """Global indices of shard i of n: contiguous, disjoint, covering 0..count-1."""
+def check_shard(shard) -> tuple[int, int]:
+    """(i, n) with 0 <= i < n, or ValueError."""
     i, n = shard
     if n < 1 or not 0 <= i < n:
         raise ValueError(f"shard {i}/{n}: need 0 <= I < N (shards are numbered from 0)")
+    return i, n
+
+
+def shard_range(count: int, shard: tuple[int, int]) -> range:
+    """Global indices of shard i of n: contiguous, disjoint, covering 0..count-1."""
+    i, n = check_shard(shard)
     return range(i * count // n, (i + 1) * count // n)
 
 

@@ -165,9 +165,15 @@ def test_documented_ranges_are_the_ones_accepted(tmp_path, capsys, args, ok):
                                       (["--learning-rate", "1"], True), (["--learning-rate", "2"], False),
                                       (["--learning-rate", "0"], False), (["--batch-size", "1"], True)])
 def test_train_ranges(capsys, args, ok):
-    from digitgenerator.cli import UsageError, build_train_parser
+    from digitgenerator.cli import build_train_parser
 
-    parser = build_train_parser()
+    assert_parses(build_train_parser(), args, ok)
+
+
+def assert_parses(parser, args, ok: bool) -> None:
+    """The parser accepts args when ok, else refuses them with a usage error."""
+    from digitgenerator.cli import UsageError
+
     if ok:
         parser.parse_args(args)
     else:
@@ -199,14 +205,9 @@ def test_slant_and_stroke_zero_write_upright_digits_with_one_pen(tmp_path):
     ],
 )
 def test_dataset_ranges_are_the_documented_ones(capsys, args, ok):
-    from digitgenerator.cli import UsageError, build_dataset_parser
+    from digitgenerator.cli import build_dataset_parser
 
-    parser = build_dataset_parser()
-    if ok:
-        parser.parse_args(args)
-    else:
-        with pytest.raises(UsageError):
-            parser.parse_args(args)
+    assert_parses(build_dataset_parser(), args, ok)
 
 
 def test_a_cvae_dataset_says_nothing_about_mnist_files(tmp_path, capsys, random_model):
