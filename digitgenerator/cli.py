@@ -153,7 +153,7 @@ def build_generate_parser(prog: str = "generate_png") -> argparse.ArgumentParser
     p.add_argument("--denoise", type=_float_in(0.0, 1.0, "noise probability"), default=None, metavar="P",
                    help="real digits corrupted with noise probability P, then cleaned by the CVAE")
     p.add_argument("--outfile", default="image_out.png", help="PNG file to write (default: image_out.png)")
-    p.add_argument("--invert", action="store_true", help="black ink on white paper")
+    p.add_argument("--invert", action="store_true", help="black ink on white paper (with --realistic, which is already: white on black)")
     p.add_argument("--seed", type=_int_in(0, None, "--seed"), default=None, help="random seed: same seed, same image")
     p.add_argument("--model-dir", default=None, help="CVAE folder (default: ./tf_vae_files, else the shipped model)")
     _realistic_options(p)
@@ -278,7 +278,7 @@ def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.Argum
     p.add_argument("--stretch", action="store_true", help="resize digits to meet --width when spacing cannot")
     p.add_argument("--ink-spacing", action="store_true", help="spacing measured between ink rather than 28-pixel boxes")
     p.add_argument("--source", choices=("mnist", "cvae"), default="mnist", help="real MNIST digits or CVAE samples (default: mnist)")
-    p.add_argument("--invert", action="store_true", help="black ink on white")
+    p.add_argument("--invert", action="store_true", help="black ink on white (with --realistic, which is already: white on black)")
     p.add_argument("--rotate", type=_float_in(0.0, None, "--rotate"), default=0.0, metavar="DEG", help="random rotation up to +/-DEG degrees")
     p.add_argument("--shear", type=_float_in(0.0, None, "--shear"), default=0.0, metavar="DEG", help="random shear up to +/-DEG degrees")
     p.add_argument("--elastic", type=_float_in(0.0, None, "--elastic"), default=0.0, metavar="ALPHA", help="elastic distortion strength in pixels (try 8)")
