@@ -189,8 +189,15 @@ def load_mnist(
     if source.is_sample:
         # 5,000 digits inflate in about 40 ms: no cache file, so a command leaves only what it was asked for.
         table = _build_table(source)[:-1]
-        return table[:, 1:].reshape(-1, IMAGE_SIZE, IMAGE_SIZE), table[:, 0].astype(np.int8), source
-    folder = resolve_cache_folder(preprocessed_folder)
+    else:
+        table = _cached_table(source, resolve_cache_folder(preprocessed_folder))
+    images = table[:, 1:].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    labels = np.ascontiguousarray(table[:, 0]).astype(np.int8)
+    return images, labels, source
+
+
+def _cached_table(source: MnistSource, folder: Path) -> np.ndarray:
+    """The table (N, 785) of a source: the memory-mapped cache when it holds, else built and cached."""
     path = cache_path(source, folder)
     table = _load_cache(path, _idx_count(source.labels, LABELS_MAGIC))
     if table is None:
@@ -204,10 +211,8 @@ def load_mnist(
                 with open(tmp, "wb") as f:
                     np.save(f, full, allow_pickle=False)
         except OSError as exc:
-            warnings.warn(f"cannot write the cache in {folder} ({exc}); working from memory", stacklevel=2)
-    images = table[:, 1:].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
-    labels = np.ascontiguousarray(table[:, 0]).astype(np.int8)
-    return images, labels, source
+            warnings.warn(f"cannot write the cache in {folder} ({exc}); working from memory", stacklevel=3)
+    return table
 
 
 def sample_is_intact() -> bool:

@@ -317,24 +317,20 @@ def render(p: Placement, only: int | None = None) -> np.ndarray:
     return 1.0 - light
 
 
-def fit_width(image: np.ndarray, boxes: np.ndarray, width: int | None, fit: str):
-    """Meet an exact width: pad both sides evenly, or resize (fit="stretch"), or ValueError.
+def fit_width(image: np.ndarray, boxes: np.ndarray, width: int | None, stretch: bool = False):
+    """Meet an exact width: a narrower image is centred between paper margins, a wider one
+    squeezed horizontally (as a writer squeezes a number into a field); stretch=True resizes either.
 
     Returns (image, boxes) with the boxes moved or scaled to match.
     """
     if width is None or width == image.shape[1]:
         return image, boxes
     h, w = image.shape
-    if width > w and fit == "pad":
+    if width > w and not stretch:
         left = (width - w) // 2
         out = np.zeros((h, width), np.float32)
         out[:, left : left + w] = image
         return out, boxes + np.array([left, 0, 0, 0])
-    if fit != "stretch":
-        raise ValueError(
-            f"image_width {width} is too narrow for this handwritten number ({w} pixels); "
-            "use a wider width or fit='stretch' (--stretch)"
-        )
     from PIL import Image
 
     out = np.clip(np.asarray(Image.fromarray(image, mode="F").resize((width, h), Image.Resampling.BILINEAR)), 0, 1)

@@ -72,11 +72,10 @@ def write(glyph_sets, realistic: Realistic, rngs, width: int | None = None, fit:
         ink = handwriting.render(p)
         mask = guide_mask(ink.shape, kind, p.boxes, p.cells, rng) if kind != "none" else None
         boxes = p.boxes
-        if width is not None and width != ink.shape[1]:
-            how = "stretch" if fit == "stretch" or width < ink.shape[1] else "pad"
-            ink, boxes = handwriting.fit_width(ink, p.boxes, width, how)
-            if mask is not None:
-                mask = handwriting.fit_width(mask, p.boxes, width, how)[0]
+        stretch = fit == "stretch"
+        ink, boxes = handwriting.fit_width(ink, p.boxes, width, stretch)
+        if mask is not None:
+            mask = handwriting.fit_width(mask, p.boxes, width, stretch)[0]
         image = ink if realistic.paper is None else scan(ink, realistic.paper, rng, mask)
         out.append((image, boxes))
     return out
