@@ -268,7 +268,25 @@ def _shard(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _dask_address(text: str) -> str:
+    """'local', or a scheduler address: tcp://HOST:PORT (also tls://, or HOST:PORT)."""
+    from urllib.parse import urlsplit
+
+    if text == "local":
+        return text
+    url = urlsplit(text if "://" in text else "tcp://" + text)
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if url.scheme not in ("tcp", "tls") or not url.hostname or port is None or url.path not in ("", "/"):
+        raise argparse.ArgumentTypeError(f"--dask must be 'local' or a scheduler address like tcp://127.0.0.1:8786, got {text!r}")
+    return f"{url.scheme}://{url.netloc}"
+
+
 def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.ArgumentParser:
+    from .formats import DEFAULT_SHARD_SIZE, FORMATS, MAX_SHARD_SIZE
+
     p = OneLineParser(prog=prog, description="Write N labelled digit-sequence images and a JSON Lines manifest, for OCR training.")
     p.add_argument("--count", "-n", type=_int_in(0, 1_000_000_000, "--count"), required=True, help="number of images (whole job, all shards)")
     p.add_argument("--out", required=True, help="output folder (created); re-run the same command to resume")
@@ -285,7 +303,13 @@ def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.Argum
     p.add_argument("--thickness", type=_int_in(0, 3, "--thickness"), default=0, metavar="PX", help="random stroke thickening/thinning up to PX pixels")
     p.add_argument("--seed", type=_int_in(0, None, "--seed"), default=0, help="same seed, same dataset (default: 0)")
     p.add_argument("--workers", type=_int_in(1, 256, "--workers"), default=1, help="worker processes (default: 1)")
-    p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="write only shard I of N (0-based); manifests concatenate")
+    p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="write only part I of N of the job (0-based), for one machine of N")
+    p.add_argument("--format", choices=FORMATS, default="png",
+                   help="png: a PNG per image and a manifest; webdataset: tar shards of PNG + JSON samples (default: png)")
+    p.add_argument("--shard-size", type=_int_in(1, MAX_SHARD_SIZE, "--shard-size"), default=DEFAULT_SHARD_SIZE, metavar="N",
+                   help=f"with --format webdataset: images per tar shard (default: {DEFAULT_SHARD_SIZE})")
+    p.add_argument("--dask", type=_dask_address, default=None, metavar="ADDRESS",
+                   help="run on a Dask cluster: tcp://HOST:PORT of its scheduler, or 'local' for --workers processes here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--model-dir", default=None, help="CVAE folder for --source cvae")
     _realistic_options(p)
@@ -297,6 +321,7 @@ def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.Argum
 def _dataset(args) -> int:
     from .augment import Augment
     from .dataset import DatasetSpec, export
+    from .formats import DEFAULT_SHARD_SIZE
 
     if args.source == "cvae":
         _quiet_about_the_sample()
@@ -307,10 +332,19 @@ def _dataset(args) -> int:
         augment=Augment(rotate=args.rotate, shear=args.shear, elastic=args.elastic, thickness=args.thickness),
         realistic=_realistic_from_args(args),
     )
-    manifest = export(spec, args.out, args.shard, args.workers, args.mnist_folder, args.cache_dir,
-                      args.model_dir, progress=not args.no_progress)
-    with open(manifest, encoding="utf-8") as f:
-        print(f"{manifest}: {sum(1 for _ in f)} images")
+    if args.shard_size != DEFAULT_SHARD_SIZE and args.format != "webdataset":
+        raise UsageError("--shard-size applies to --format webdataset")
+    if args.dask is not None and args.shard != (0, 1):
+        raise UsageError("--dask runs the whole job across the cluster; leave out --shard")
+    result = export(spec, args.out, args.shard, args.workers, args.mnist_folder, args.cache_dir,
+                    args.model_dir, progress=not args.no_progress, format=args.format,
+                    shard_size=args.shard_size, dask=args.dask)
+    if args.format == "png":
+        with open(result, encoding="utf-8") as f:
+            print(f"{result}: {sum(1 for _ in f)} images")
+    else:
+        shards = sorted(result.glob("shard-*.tar"))
+        print(f"{result}: {len(shards)} tar shards of up to {args.shard_size} images")
     return 0
 
 

@@ -171,18 +171,38 @@ def ink_boxes(glyphs: list[np.ndarray], layout: Layout, ink_spacing: bool = Fals
     """
     if ink_spacing:
         glyphs = trim_to_ink(glyphs)
+    if not glyphs:
+        return []
     scale = layout.width / layout.canvas
+    # The first and last ink row and column of every glyph at once (one stack when the
+    # shapes agree, as they do without ink_spacing): a loop of small numpy calls per
+    # glyph cost more than composing the image.
+    rows_any, cols_any = _ink_profiles(glyphs)
+    height, width = rows_any.shape[1], cols_any.shape[1]
+    top, bottom = rows_any.argmax(1), height - rows_any[:, ::-1].argmax(1)
+    first, last = cols_any.argmax(1), width - cols_any[:, ::-1].argmax(1)
     out = []
-    for glyph, x in zip(glyphs, layout.offsets):
-        ink = glyph > INK_THRESHOLD
-        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-        if rows.size == 0:
+    for k, x in enumerate(layout.offsets):
+        if not rows_any[k].any():
             out.append((round(x * scale), 0, 0, 0))
             continue
-        x0, x1 = x + int(cols[0]), x + int(cols[-1]) + 1
+        x0, x1 = x + int(first[k]), x + int(last[k])
         left, right = int(np.floor(x0 * scale)), min(layout.width, int(np.ceil(x1 * scale)))
-        out.append((left, int(rows[0]), right - left, int(rows[-1]) + 1 - int(rows[0])))
+        out.append((left, int(top[k]), right - left, int(bottom[k]) - int(top[k])))
     return out
+
+
+def _ink_profiles(glyphs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows (n, H) and columns (n, W_max) of each glyph hold ink; narrower glyphs padded with False."""
+    if all(g.shape == glyphs[0].shape for g in glyphs):
+        ink = np.stack(glyphs) > INK_THRESHOLD
+        return ink.any(axis=2), ink.any(axis=1)
+    height, width = max(g.shape[0] for g in glyphs), max(g.shape[1] for g in glyphs)
+    rows_any, cols_any = np.zeros((len(glyphs), height), bool), np.zeros((len(glyphs), width), bool)
+    for k, g in enumerate(glyphs):
+        ink = g > INK_THRESHOLD
+        rows_any[k, : g.shape[0]], cols_any[k, : g.shape[1]] = ink.any(axis=1), ink.any(axis=0)
+    return rows_any, cols_any
 
 
 def compose(

@@ -1,0 +1,122 @@
+"""What a dataset job makes: `DatasetSpec`, and image i of a job as a pure function of (seed, i).
+
+Image i draws everything (its length, digits, source digits or latents,
+augmentation, spacing) from its own stream `numpy.random.default_rng([seed, i])`,
+so the result does not depend on how a job is split into shards, workers,
+machines or interrupted runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import checks
+from .augment import Augment
+from .compose import FITS, check_spacing, check_width, compose, ink_boxes
+from .data import IMAGE_SIZE, NUM_CLASSES
+from .realistic import Realistic
+
+SOURCES = ("mnist", "cvae")
+MAX_COUNT = 1_000_000_000  # images in one job: more is a typing error (1e9 small PNGs fill about 5 TB)
+MAX_LENGTH = 1000  # digits in one image
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What to generate: `count` images of `length` (min, max) random digits each."""
+
+    count: int
+    length: tuple[int, int] = (1, 8)
+    spacing: tuple[int, int] = (4, 4)
+    width: int | None = None
+    source: str = "mnist"
+    invert: bool = False
+    ink_spacing: bool = False
+    fit: str = "pad"
+    seed: int = 0
+    augment: Augment = field(default_factory=Augment)
+    realistic: Realistic | None = None  # True: the recommended mix (see digitgenerator.realistic)
+
+    def __post_init__(self):
+        object.__setattr__(self, "realistic", Realistic.coerce(self.realistic))
+        object.__setattr__(self, "count", checks.integer(self.count, "count", 0, MAX_COUNT))
+        lo, hi = checks.int_pair(self.length, "length", 1, MAX_LENGTH)
+        object.__setattr__(self, "length", (lo, hi))
+        object.__setattr__(self, "spacing", check_spacing(self.spacing))
+        object.__setattr__(self, "width", check_width(self.width))
+        checks.choice(self.source, "source", SOURCES)
+        checks.choice(self.fit, "fit", FITS)
+        object.__setattr__(self, "seed", checks.seed(self.seed))
+        need = hi * IMAGE_SIZE + (hi - 1) * self.spacing[0]
+        if self.realistic is not None and (self.spacing != (4, 4) or self.ink_spacing):
+            raise ValueError("spacing and ink_spacing apply to the box layout; with realistic set the gaps with Handwriting.gap (--gap)")
+        if self.realistic is None and self.width is not None and self.fit == "pad" and self.width < need:
+            raise ValueError(
+                f"width {self.width} cannot hold {hi} digits with spacing >= {self.spacing[0]}: "
+                f"use at least {need}, fewer digits, or stretch"
+            )
+
+    def to_json(self) -> dict:
+        out = {**asdict(self), "length": list(self.length), "spacing": list(self.spacing)}
+        del out["realistic"]
+        if self.realistic is not None:  # absent otherwise, so that earlier jobs still resume
+            out["realistic"] = self.realistic.to_json()
+        return out
+
+    @property
+    def max_width(self) -> int:
+        """The widest image this spec can produce."""
+        hi_len = self.length[1]
+        if self.realistic is not None:
+            return self.width or self.realistic.max_width(hi_len)
+        return self.width or hi_len * IMAGE_SIZE + (hi_len - 1) * self.spacing[1]
+
+    @property
+    def height(self) -> int:
+        """The height of every image."""
+        return IMAGE_SIZE if self.realistic is None else self.realistic.hand.height
+
+    @property
+    def dark_on_light(self) -> bool:
+        """Whether images are written black ink on white (realistic images are, unless inverted)."""
+        return self.invert != (self.realistic is not None)
+
+
+def item_rng(seed: int, index: int) -> np.random.Generator:
+    """The random stream of image `index`: independent of shards, workers and restarts."""
+    return np.random.default_rng([seed, index])
+
+
+def make_items(gen, spec: DatasetSpec, indices) -> list[tuple[np.ndarray, str, list, list]]:
+    """For the given global indices: images (float32 (height, W), 1 = ink), digit strings,
+    boxes [[x, width], ...] and ink boxes [[x, y, width, height], ...]."""
+    rngs = [item_rng(spec.seed, int(i)) for i in indices]
+    digits = [rng.integers(0, NUM_CLASSES, int(rng.integers(spec.length[0], spec.length[1], endpoint=True))) for rng in rngs]
+    if spec.source == "cvae":
+        # Draw every image's latents from its own stream, then decode them all in one batch;
+        # a realistic number is written in one handwriting (one latent for all its digits).
+        if spec.realistic is not None:
+            latents = [np.tile(gen.vae.sample_style(rng, labels=d), (len(d), 1)) for d, rng in zip(digits, rngs)]
+        else:
+            latents = [gen.vae.sample_latents(d, rng) for d, rng in zip(digits, rngs)]
+        decoded = gen.vae.decode(np.concatenate(latents), np.concatenate(digits))
+        glyph_sets = np.split(decoded, np.cumsum([len(d) for d in digits])[:-1])
+    else:
+        glyph_sets = [gen.real_digits(d, rng) for d, rng in zip(digits, rngs)]
+    texts = ["".join(map(str, d)) for d in digits]
+    if spec.augment.active:
+        glyph_sets = [[spec.augment.apply(g, rng) for g in glyphs] for glyphs, rng in zip(glyph_sets, rngs)]
+    if spec.realistic is not None:
+        from .realistic import write
+
+        done = write([np.asarray(g, np.float32) for g in glyph_sets], spec.realistic, rngs, spec.width, spec.fit)
+        return [(image, text, [[int(x), int(w)] for x, _, w, _ in boxes.tolist()], boxes.tolist())
+                for text, (image, boxes) in zip(texts, done)]
+    items = []
+    for text, glyphs, rng in zip(texts, glyph_sets, rngs):
+        image, layout = compose(list(glyphs), spec.spacing, spec.width, rng, spec.fit, spec.ink_spacing)
+        inked = [list(b) for b in ink_boxes(list(glyphs), layout, spec.ink_spacing)]
+        items.append((image, text, [list(b) for b in layout.boxes()], inked))
+    return items
