@@ -14,17 +14,13 @@
 # kill -9 left one behind.
 set -euo pipefail
 
-# name  SHA-256 (the published checksums; digitgenerator/data.py holds the same table)
-FILES="
-train-images-idx3-ubyte.gz 440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609
-train-labels-idx1-ubyte.gz 3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c
-t10k-images-idx3-ubyte.gz 8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6
-t10k-labels-idx1-ubyte.gz f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6
-"
-# yann.lecun.com now refuses; these are the mirrors torchvision and TensorFlow Datasets use.
-MIRRORS=${MNIST_MIRRORS:-"https://ossci-datasets.s3.amazonaws.com/mnist/ https://storage.googleapis.com/cvdf-datasets/mnist/"}
-
 die() { echo "load_mnist.sh: $*" >&2; exit 1; }
+
+# Mirrors and checksums: the table digitgenerator-download reads too.
+TABLE="$(cd "$(dirname "$0")" && pwd)/digitgenerator/mnist_resources.txt"
+[ -r "$TABLE" ] || die "cannot read $TABLE (run this script from a digitgenerator checkout)"
+FILES=$(awk '$1 !~ /^#/ && $1 != "mirror" && NF == 2' "$TABLE")
+MIRRORS=${MNIST_MIRRORS:-$(awk '$1 == "mirror" {printf "%s ", $2}' "$TABLE")}
 
 sha256() {
     if command -v sha256sum >/dev/null; then sha256sum "$1" | cut -d' ' -f1

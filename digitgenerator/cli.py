@@ -132,8 +132,11 @@ def _realistic_from_args(args):
 
 
 def _data_options(parser) -> None:
+    from .data import DEFAULT_PREPROCESSED_FOLDER
+
     parser.add_argument("--mnist-folder", default="mnist_data", help="folder with MNIST IDX files (default: mnist_data; $DIGITGENERATOR_MNIST_DATA)")
-    parser.add_argument("--cache-dir", default=".", help="where the digit cache is kept (default: .; $DIGITGENERATOR_CACHE)")
+    parser.add_argument("--cache-dir", default=DEFAULT_PREPROCESSED_FOLDER,
+                        help="where the cache of downloaded digits is kept (default: $DIGITGENERATOR_CACHE, else the user cache folder)")
 
 
 def build_generate_parser(prog: str = "generate_png") -> argparse.ArgumentParser:

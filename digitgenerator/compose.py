@@ -7,6 +7,7 @@ with n - 1 gaps drawn from `spacing_range`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,39 +164,46 @@ def _resize_width(image: np.ndarray, width: int) -> np.ndarray:
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
-def ink_boxes(glyphs: list[np.ndarray], layout: Layout, ink_spacing: bool = False) -> list[tuple[int, int, int, int]]:
+def ink_boxes(
+    glyphs: list[np.ndarray], layout: Layout, ink_spacing: bool = False, profiles: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[tuple[int, int, int, int]]:
     """(x, y, width, height) of each glyph's ink (pixels > INK_THRESHOLD) in the image `render` makes.
 
     glyphs are the ones given to `compose` (before trimming); with fit="stretch"
-    the columns are scaled to the final width, rounded outwards.
+    the columns are scaled to the final width, rounded outwards. profiles:
+    `ink_profiles(glyphs)` when the caller has them (computed for many numbers at once).
     """
     if ink_spacing:
-        glyphs = trim_to_ink(glyphs)
+        glyphs, profiles = trim_to_ink(glyphs), None
     if not glyphs:
         return []
     scale = layout.width / layout.canvas
     # The first and last ink row and column of every glyph at once (one stack when the
     # shapes agree, as they do without ink_spacing): a loop of small numpy calls per
     # glyph cost more than composing the image.
-    rows_any, cols_any = _ink_profiles(glyphs)
+    rows_any, cols_any = ink_profiles(glyphs) if profiles is None else profiles
     height, width = rows_any.shape[1], cols_any.shape[1]
-    top, bottom = rows_any.argmax(1), height - rows_any[:, ::-1].argmax(1)
-    first, last = cols_any.argmax(1), width - cols_any[:, ::-1].argmax(1)
+    inked = rows_any.any(1).tolist()
+    top, bottom = rows_any.argmax(1).tolist(), (height - rows_any[:, ::-1].argmax(1)).tolist()
+    first, last = cols_any.argmax(1).tolist(), (width - cols_any[:, ::-1].argmax(1)).tolist()
     out = []
     for k, x in enumerate(layout.offsets):
-        if not rows_any[k].any():
+        if not inked[k]:
             out.append((round(x * scale), 0, 0, 0))
             continue
-        x0, x1 = x + int(first[k]), x + int(last[k])
-        left, right = int(np.floor(x0 * scale)), min(layout.width, int(np.ceil(x1 * scale)))
-        out.append((left, int(top[k]), right - left, int(bottom[k]) - int(top[k])))
+        x0, x1 = x + first[k], x + last[k]
+        left, right = math.floor(x0 * scale), min(layout.width, math.ceil(x1 * scale))
+        out.append((left, top[k], right - left, bottom[k] - top[k]))
     return out
 
 
-def _ink_profiles(glyphs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Which rows (n, H) and columns (n, W_max) of each glyph hold ink; narrower glyphs padded with False."""
-    if all(g.shape == glyphs[0].shape for g in glyphs):
-        ink = np.stack(glyphs) > INK_THRESHOLD
+def ink_profiles(glyphs) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows (n, H) and columns (n, W_max) of each glyph hold ink; narrower glyphs padded with False.
+
+    glyphs: a list of 2-D arrays, or one (n, H, W) array.
+    """
+    if isinstance(glyphs, np.ndarray) or all(g.shape == glyphs[0].shape for g in glyphs):
+        ink = np.asarray(glyphs) > INK_THRESHOLD
         return ink.any(axis=2), ink.any(axis=1)
     height, width = max(g.shape[0] for g in glyphs), max(g.shape[1] for g in glyphs)
     rows_any, cols_any = np.zeros((len(glyphs), height), bool), np.zeros((len(glyphs), width), bool)

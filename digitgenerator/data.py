@@ -1,9 +1,12 @@
 """Where the MNIST digits come from, and the uint8 cache that makes start-up fast.
 
 Order of sources (see `locate_mnist`): the IDX files in `mnist_folder`
-(`mnist_data/`, filled by ./load_mnist.sh), then the 5,000-digit sample shipped
-inside the package. The chosen pair is cached in `preprocessed_folder` as one
-uint8 .npy file, loaded memory-mapped; no pickle anywhere.
+(`mnist_data/`, filled by ./load_mnist.sh in a checkout), then the user data
+folder (`data_home()`, filled by `digitgenerator-download`), then the
+5,000-digit sample shipped inside the package. Files found are cached as one
+uint8 .npy file, loaded memory-mapped, in `preprocessed_folder` when the
+caller names one, else in the user cache folder (`cache_home()`); the sample
+needs no cache. No pickle anywhere.
 """
 
 from __future__ import annotations
@@ -26,21 +29,31 @@ from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_images_and_labels
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
 
-# The four files of the MNIST database, as published, with their SHA-256
-# (load_mnist.sh carries the same table; tests check that the two agree).
-MNIST_FILES = {
-    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-}
+# The MNIST files, their SHA-256 and mirrors: one table, shared with load_mnist.sh.
+RESOURCES_FILE = Path(__file__).resolve().parent / "mnist_resources.txt"
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
 
+
+
+class _DefaultFolder(str):
+    """The documented default preprocessed_folder ".", told apart from a "." the caller passed.
+
+    Left at its default, the cache goes to the user cache folder, so that a
+    command leaves nothing behind in the working directory; passed, even as
+    ".", it goes where the caller said.
+    """
+
+    def __reduce__(self):  # keeps its meaning across processes (Dask tasks, spawned workers)
+        return _DefaultFolder, (str(self),)
+
+
 DEFAULT_MNIST_FOLDER = "mnist_data"
-DEFAULT_PREPROCESSED_FOLDER = "."
+DEFAULT_PREPROCESSED_FOLDER = _DefaultFolder(".")
+APP_NAME = "digitgenerator"
 MNIST_FOLDER_ENV = "DIGITGENERATOR_MNIST_DATA"  # overrides the default mnist_folder
-CACHE_FOLDER_ENV = "DIGITGENERATOR_CACHE"  # overrides the default preprocessed_folder
+HOME_ENV = "DIGITGENERATOR_HOME"  # the data folder digitgenerator-download fills and the loader searches
+CACHE_FOLDER_ENV = "DIGITGENERATOR_CACHE"  # the cache folder when preprocessed_folder is left at its default
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
 SAMPLE_FILES = {"images": "mnist5k-images-idx3-ubyte.gz", "labels": "mnist5k-labels-idx1-ubyte.gz"}
@@ -84,10 +97,45 @@ def resolve_mnist_folder(mnist_folder: str | os.PathLike = DEFAULT_MNIST_FOLDER)
 
 
 def resolve_cache_folder(preprocessed_folder: str | os.PathLike = DEFAULT_PREPROCESSED_FOLDER) -> Path:
-    """The cache folder: the argument, or $DIGITGENERATOR_CACHE in place of the default."""
-    if str(preprocessed_folder) == DEFAULT_PREPROCESSED_FOLDER and os.environ.get(CACHE_FOLDER_ENV):
-        return Path(os.environ[CACHE_FOLDER_ENV])
+    """The cache folder: the argument when given, else `cache_home()`."""
+    if isinstance(preprocessed_folder, _DefaultFolder):
+        return cache_home()
     return Path(preprocessed_folder)
+
+
+def data_home(folder: str | os.PathLike | None = None) -> Path:
+    """The user data folder: the argument, else $DIGITGENERATOR_HOME, else the platform's user data folder
+    (~/.local/share/digitgenerator on Linux, after $XDG_DATA_HOME)."""
+    if folder is not None:
+        return Path(folder)
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV])
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def cache_home() -> Path:
+    """The user cache folder: $DIGITGENERATOR_CACHE, else the platform's (~/.cache/digitgenerator on Linux)."""
+    if os.environ.get(CACHE_FOLDER_ENV):
+        return Path(os.environ[CACHE_FOLDER_ENV])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def mnist_resources() -> tuple[list[str], dict[str, str]]:
+    """(mirrors, {file name: SHA-256}) from the table shared with load_mnist.sh."""
+    mirrors, files = [], {}
+    for line in RESOURCES_FILE.read_text(encoding="utf-8").splitlines():
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if fields[0] == "mirror":
+            mirrors.append(fields[1])
+        else:
+            files[fields[0]] = fields[1]
+    return mirrors, files
 
 
 def sample_source() -> MnistSource:
@@ -95,22 +143,31 @@ def sample_source() -> MnistSource:
     return MnistSource(SAMPLE_DIR / SAMPLE_FILES["images"], SAMPLE_DIR / SAMPLE_FILES["labels"], True)
 
 
-def locate_mnist(mnist_folder: str | os.PathLike = DEFAULT_MNIST_FOLDER) -> MnistSource:
-    """The training IDX pair in `mnist_folder`, else the embedded sample (with one warning)."""
-    folder = resolve_mnist_folder(mnist_folder)
+def _pair(folder: Path, fix: str) -> MnistSource | None:
+    """The training IDX pair in `folder`, None when it holds neither file, FileNotFoundError for half."""
     images, labels = _find(folder, TRAIN_IMAGES), _find(folder, TRAIN_LABELS)
     if images and labels:
         return MnistSource(images, labels, False)
     if images or labels:
         missing = TRAIN_LABELS if images else TRAIN_IMAGES
-        raise FileNotFoundError(
-            f"{folder} has only half of MNIST: {missing}[.gz] is missing; run ./load_mnist.sh {folder}"
-        )
+        raise FileNotFoundError(f"{folder} has only half of MNIST: {missing}[.gz] is missing; {fix}")
+    return None
+
+
+def locate_mnist(mnist_folder: str | os.PathLike = DEFAULT_MNIST_FOLDER) -> MnistSource:
+    """The training IDX pair in `mnist_folder`, else in `data_home()`, else the embedded sample (with one warning)."""
+    folder = resolve_mnist_folder(mnist_folder)
+    found = _pair(folder, f"run ./load_mnist.sh {folder}")
+    if found is None:
+        home = data_home()
+        found = _pair(home, "run digitgenerator-download")
+    if found is not None:
+        return found
     if str(folder) not in _warned_folders:
         _warned_folders.add(str(folder))
         warnings.warn(
-            f"no MNIST files in {folder}/; using the embedded sample of 5,000 digits. "
-            "Run ./load_mnist.sh to get all 60,000.",
+            f"no MNIST files in {folder}/ or {home}/; using the embedded sample of 5,000 digits. "
+            "Run digitgenerator-download to get all 60,000.",
             EmbeddedSampleWarning,
             stacklevel=3,
         )
@@ -227,7 +284,9 @@ def sample_is_intact() -> bool:
 __all__ = [
     "IMAGE_SIZE",
     "NUM_CLASSES",
-    "MNIST_FILES",
+    "cache_home",
+    "data_home",
+    "mnist_resources",
     "IMAGES_MAGIC",
     "MnistSource",
     "load_mnist",

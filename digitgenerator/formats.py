@@ -16,10 +16,8 @@ owner or host, so the same job gives the same bytes anywhere.
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import tarfile
 import zlib
 from pathlib import Path
 
@@ -41,11 +39,17 @@ def check_output(format: str, shard_size: int) -> dict:
     return {"format": format, "shard_size": checks.integer(shard_size, "shard_size", 1, MAX_SHARD_SIZE)}
 
 
-def png_bytes(spec, image) -> bytes:
-    """One image as the PNG the dataset stores (black on white when the spec says so)."""
+def png_bytes(spec, image, tar: bool = False) -> bytes:
+    """One image as the PNG the dataset stores (black on white when the spec says so).
+
+    tar=True: the encoding of WebDataset shards, free of the PNG format's
+    byte-for-byte promise: zlib's run-length strategy, which finds the long runs
+    of blank background and nothing else: measured 20% faster than the default
+    strategy and 13% smaller on 8-digit MNIST numbers.
+    """
     # Scanned-paper noise leaves string matching nothing to find: Huffman coding alone is 25% faster.
     noisy = spec.realistic is not None and spec.realistic.paper is not None
-    strategy = zlib.Z_HUFFMAN_ONLY if noisy else zlib.Z_DEFAULT_STRATEGY
+    strategy = zlib.Z_HUFFMAN_ONLY if noisy else zlib.Z_RLE if tar else zlib.Z_DEFAULT_STRATEGY
     return encode_png(to_uint8(image, spec.dark_on_light), PNG_LEVEL, strategy)
 
 
@@ -84,10 +88,31 @@ def tar_indices(k: int, count: int, shard_size: int) -> range:
     return range(k * shard_size, min((k + 1) * shard_size, count))
 
 
-def _member(name: str, data: bytes) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), 0o644, 0
-    return info
+# A ustar header (POSIX.1-1988 "pax" base format), written by hand because tarfile's
+# per-member overhead (TarInfo, its checks, its number formatting) cost more than
+# encoding the PNG. Only the name, size and checksum differ between members: mode
+# 0644, owner 0/0 without names, time 0, a regular file. tarfile.TarInfo.tobuf(USTAR_FORMAT)
+# gives the same bytes (tests/test_formats.py checks).
+BLOCK = 512
+RECORD = 20 * BLOCK  # tar pads the archive to whole records (tarfile.RECORDSIZE)
+_HEAD = b"0000644\0" b"0000000\0" b"0000000\0"  # mode, uid, gid
+_TAIL = b"00000000000\0"  # mtime
+_AFTER_SUM = b"0" + bytes(100) + b"ustar\x0000" + bytes(32 + 32 + 8 + 8 + 155 + 12)  # type, link, magic, names, dev, prefix
+_FIXED_SUM = sum(_HEAD) + sum(_TAIL) + sum(_AFTER_SUM) + 8 * ord(" ")  # the checksum counts its own field as spaces
+
+
+def tar_header(name: str, size: int) -> bytes:
+    """The 512-byte ustar header of a regular file `name` (ASCII, < 100 bytes) of `size` bytes."""
+    raw = name.encode("ascii")
+    if len(raw) >= 100 or size >= 8**11:
+        raise ValueError(f"tar member {name!r} of {size} bytes does not fit a ustar header")
+    field_name, field_size = raw + bytes(100 - len(raw)), b"%011o\0" % size
+    checksum = _FIXED_SUM + sum(raw) + sum(field_size)
+    return field_name + _HEAD + field_size + _TAIL + b"%06o\0 " % checksum + _AFTER_SUM
+
+
+def _tar_member(name: str, data: bytes) -> bytes:
+    return tar_header(name, len(data)) + data + bytes(-len(data) % BLOCK)
 
 
 def write_tar(path: Path, spec, indices, items_of) -> int:
@@ -96,17 +121,20 @@ def write_tar(path: Path, spec, indices, items_of) -> int:
     items_of is called on successive chunks of indices so that a shard of a
     million images never sits in memory whole.
     """
-    written = 0
+    written, size = 0, 0
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for chunk in _chunks(indices, 256):
-                for index, item in zip(chunk, items_of(chunk)):
-                    key = f"{index:07d}"
-                    data = json.dumps(row(index, item)).encode()
-                    png = png_bytes(spec, item[0])
-                    tar.addfile(_member(key + ".png", png), io.BytesIO(png))
-                    tar.addfile(_member(key + ".json", data), io.BytesIO(data))
-                    written += 1
+        for chunk in _chunks(indices, 256):
+            parts = []
+            for index, item in zip(chunk, items_of(chunk)):
+                key = f"{index:07d}"
+                parts.append(_tar_member(key + ".png", png_bytes(spec, item[0], tar=True)))
+                parts.append(_tar_member(key + ".json", json.dumps(row(index, item)).encode()))
+                written += 1
+            block = b"".join(parts)
+            f.write(block)
+            size += len(block)
+        size += 2 * BLOCK  # the end-of-archive marker
+        f.write(bytes(2 * BLOCK + (-size % RECORD)))
     return written
 
 

@@ -83,6 +83,10 @@ class Digitgenerator:
             raise ValueError(f"the loaded MNIST data has no digit {missing}; load the full set with ./load_mnist.sh")
         return self._order[self._starts[digits] + rng.integers(0, counts)]
 
+    def uint8_digits(self, indices) -> np.ndarray:
+        """The digits at these indices as stored: uint8 (n, 28, 28), 255 = ink."""
+        return self._uint8_images[indices]
+
     def real_digits(self, digits, rng: np.random.Generator) -> np.ndarray:
         """Random real digits of the given labels: float32 (n, 28, 28)."""
         return self._uint8_images[self.pick(digits, rng)].astype(np.float32) / np.float32(255.0)

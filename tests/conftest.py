@@ -27,9 +27,13 @@ needs_tf = pytest.mark.skipif(not HAS_TF, reason="TensorFlow is not installed (p
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """Run in tmp_path, with none of the user's digitgenerator variables."""
-    for var in ("DIGITGENERATOR_MNIST_DATA", "DIGITGENERATOR_CACHE", "DIGITGENERATOR_MODEL_DIR"):
+    """Run in tmp_path, with none of the user's digitgenerator variables, and user folders of its own."""
+    for var in ("DIGITGENERATOR_MNIST_DATA", "DIGITGENERATOR_CACHE", "DIGITGENERATOR_MODEL_DIR", "DIGITGENERATOR_HOME",
+                "MNIST_MIRRORS"):
         monkeypatch.delenv(var, raising=False)
+    # The platform's user folders (platformdirs reads these on Linux): never the real ones.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
     from digitgenerator import data
 
     monkeypatch.setattr(data, "_warned_folders", set())  # each test sees the once-per-process note afresh

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitgenerator.data import CACHE_PREFIX, MNIST_FILES, load_mnist, locate_mnist, sample_is_intact
+from digitgenerator.data import CACHE_PREFIX, load_mnist, locate_mnist, mnist_resources, sample_is_intact
 from digitgenerator.idx import write_idx
 
-from conftest import ROOT, make_digits
+from conftest import make_digits
 
 
 def caches(folder: Path) -> list[Path]:
@@ -31,7 +31,7 @@ def test_reads_mnist_folder_and_caches_memory_mapped_uint8(mnist_folder, tmp_pat
 
 
 def test_falls_back_to_the_embedded_sample_with_one_warning(tmp_path):
-    with pytest.warns(UserWarning, match=r"embedded sample of 5,000 digits.*load_mnist\.sh"):
+    with pytest.warns(UserWarning, match=r"embedded sample of 5,000 digits.*digitgenerator-download"):
         images, labels, source = load_mnist(tmp_path / "empty", tmp_path)
     assert source.is_sample and images.shape == (5000, 28, 28)
     assert np.bincount(labels).tolist() == [500] * 10
@@ -114,7 +114,9 @@ def test_concurrent_builders_never_expose_a_partial_cache(tmp_path):
     assert not [p for p in os.listdir(tmp_path / "c") if p.endswith(".tmp")]
 
 
-def test_load_mnist_sh_carries_the_same_checksums():
-    script = (ROOT / "load_mnist.sh").read_text()
-    table = dict(re.findall(r"^(\S+-ubyte\.gz) ([0-9a-f]{64})$", script, re.M))
-    assert table == MNIST_FILES
+def test_the_resource_table_lists_the_four_published_files():
+    mirrors, files = mnist_resources()
+    assert sorted(files) == sorted(f"{kind}-{part}-idx{dims}-ubyte.gz" for kind in ("train", "t10k")
+                                   for part, dims in (("images", 3), ("labels", 1)))
+    assert all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in files.values())
+    assert len(mirrors) == 2 and all(m.startswith("https://") and m.endswith("/") for m in mirrors)

@@ -120,7 +120,9 @@ def test_corrupted_copy_of_a_real_file_is_rejected(tmp_path):
 
 @needs_shared_mnist
 def test_reads_the_real_mnist_test_set_with_published_checksums():
-    from digitgenerator.data import MNIST_FILES
+    from digitgenerator.data import mnist_resources
+
+    MNIST_FILES = mnist_resources()[1]
 
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz"):
         assert hashlib.sha256((SHARED_MNIST / name).read_bytes()).hexdigest() == MNIST_FILES[name]
