@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -67,25 +66,26 @@ def download(folder: str | os.PathLike | None = None, mirrors: list[str] | None 
         raise ValueError(f"unknown file {unknown[0]} (known: {' '.join(table)})")
     dest = data_home(folder)
     dest.mkdir(parents=True, exist_ok=True)
-    failed = []
+    failed, why = [], {}
     for name in files or list(table):
         target, digest = dest / name, table[name]
         if target.is_file() and _sha256(target) == digest:
             log(f"{name}: already there, checksum ok")
             continue
         for base in mirrors:
-            url = base.rstrip("/") + "/" + name
+            base = base.rstrip("/") + "/"
             try:
-                _fetch(url, target, digest, timeout)
-            except _Skip as why:
-                print(f"{name}: {base.rstrip('/')}/ {why}", file=sys.stderr)
+                _fetch(base + name, target, digest, timeout)
+            except _Skip as reason:
+                why.setdefault(base, str(reason))
                 continue
-            log(f"{name}: downloaded from {base.rstrip('/')}/, checksum ok")
+            log(f"{name}: downloaded from {base}, checksum ok")
             break
         else:
             failed.append(name)
-    if failed:
-        raise OSError(f"no mirror gave a good copy of {', '.join(failed)} (no network?); "
+    if failed:  # one line: what is missing, and what each mirror said first
+        said = "; ".join(f"{base} {reason}" for base, reason in why.items())
+        raise OSError(f"no mirror gave a good copy of {', '.join(failed)} ({said}); "
                       "digitgenerator keeps using its embedded 5,000-digit sample")
     return dest
 

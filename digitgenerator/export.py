@@ -16,13 +16,14 @@ import multiprocessing
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from . import checks
 from .atomic import remove_stale_temporaries
-from .data import DEFAULT_MNIST_FOLDER, DEFAULT_PREPROCESSED_FOLDER
+from .data import DEFAULT_MNIST_FOLDER, DEFAULT_PREPROCESSED_FOLDER, EmbeddedSampleWarning
 from .formats import DEFAULT_SHARD_SIZE, check_output, shard_count, tar_indices, tar_name, write_pngs, write_tar
 from .job import describe, digit_source, job_lock, manifest_name, open_job, read_manifest, shard_range
 from .spec import DatasetSpec, make_items
@@ -59,7 +60,9 @@ def _generator(task: Task):
 
     gen = _generators.get(task)
     if gen is None:
-        gen = Digitgenerator(task.gen_args[0], task.gen_args[1], model_dir=task.gen_args[2])
+        with warnings.catch_warnings():  # a worker elsewhere: the client has told the user where the digits come from
+            warnings.simplefilter("ignore", EmbeddedSampleWarning)
+            gen = Digitgenerator(task.gen_args[0], task.gen_args[1], model_dir=task.gen_args[2])
         if tuple(sorted(digit_source(task.spec, gen).items())) != task.digits:
             raise ValueError(f"this worker's digits ({digit_source(task.spec, gen)}) are not the job's ({dict(task.digits)}); "
                              "give every worker the same MNIST files and model")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import importlib.util
+import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +89,32 @@ def write_random_model(folder: Path, seed: int = 0) -> Path:
 @pytest.fixture
 def random_model(tmp_path):
     return write_random_model(tmp_path / "random_model")
+
+
+# The real MNIST files in shared/ that a local mirror serves (train-images is not there).
+AVAILABLE = ["train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    requests: list = []
+
+    def log_message(self, *args):
+        Handler.requests.append(self.path)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """http://127.0.0.1:PORT/good/ serves the real files, /bad/ truncated copies of them."""
+    root = tmp_path / "www"
+    (root / "good").mkdir(parents=True)
+    (root / "bad").mkdir()
+    for name in AVAILABLE:
+        shutil.copy(SHARED_MNIST / name, root / "good" / name)
+        (root / "bad" / name).write_bytes((SHARED_MNIST / name).read_bytes()[:500])
+    Handler.requests = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()

@@ -1,44 +1,13 @@
 """load_mnist.sh against a real HTTP server on 127.0.0.1 serving the real MNIST files."""
 
-import functools
-import http.server
-import shutil
 import subprocess
 import threading
 
 import pytest
 
-from conftest import ROOT, SHARED_MNIST, needs_shared_mnist
+from conftest import AVAILABLE, ROOT, SHARED_MNIST, Handler, needs_shared_mnist
 
 pytestmark = needs_shared_mnist
-AVAILABLE = ["train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-
-
-class Handler(http.server.SimpleHTTPRequestHandler):
-    requests: list = []
-
-    def log_message(self, *args):
-        Handler.requests.append(self.path)
-
-
-@pytest.fixture
-def server(tmp_path):
-    """http://127.0.0.1:PORT/good/ serves the real files, /bad/ truncated copies of them."""
-    root = tmp_path / "www"
-    (root / "good").mkdir(parents=True)
-    (root / "bad").mkdir()
-    for name in AVAILABLE:
-        shutil.copy(SHARED_MNIST / name, root / "good" / name)
-        (root / "bad" / name).write_bytes((SHARED_MNIST / name).read_bytes()[:500])
-    Handler.requests = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
 def load(dest, mirrors, *files):
     return subprocess.run(
         ["bash", str(ROOT / "load_mnist.sh"), str(dest), *files],

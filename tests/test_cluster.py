@@ -1,0 +1,91 @@
+"""--dask: a real `dask scheduler` and real `dask worker` processes on 127.0.0.1, compared with one process."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from digitgenerator.cli import dataset_main
+
+pytest.importorskip("distributed")
+JOB = ["--length", "6", "8", "--seed", "9", "--no-progress"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A scheduler and two single-threaded workers without nannies (a killed worker stays dead)."""
+    from distributed import Client
+
+    address = f"tcp://127.0.0.1:{free_port()}"
+    quiet = {"cwd": tmp_path, "env": os.environ.copy(), "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    dask = [sys.executable, "-m", "dask"]
+    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                               "--no-dashboard"], **quiet)]
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1",
+                                           "--no-dashboard", "--death-timeout", "60"], **quiet))
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address, procs[1:]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_two_real_workers_write_what_one_process_writes(cluster, tmp_path, capsys):
+    address, _ = cluster
+    for fmt in (["--format", "webdataset", "--shard-size", "40"], []):
+        out = f"dask{len(fmt)}"
+        assert dataset_main(["--count", "300", "--out", out, "--dask", address, *fmt, *JOB]) == 0, capsys.readouterr().err
+        assert dataset_main(["--count", "300", "--out", f"one{len(fmt)}", *fmt, *JOB]) == 0
+        assert files(tmp_path / out) == files(tmp_path / f"one{len(fmt)}")  # manifest included, byte for byte
+        assert len(files(tmp_path / out)) in (1 + 8, 1 + 1 + 300)
+
+
+def test_a_lost_worker_is_redone_elsewhere_and_a_rerun_skips_finished_shards(cluster, tmp_path):
+    address, workers = cluster
+    args = ["--count", "12000", "--format", "webdataset", "--shard-size", "250", *JOB]
+    code = "import sys; from digitgenerator.cli import dataset_main; sys.exit(dataset_main(sys.argv[1:]))"
+    client = subprocess.Popen([sys.executable, "-c", code, *args, "--out", "lost", "--dask", address],
+                              env=os.environ.copy(), stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((tmp_path / "lost").glob("shard-*.tar")):
+        time.sleep(0.01)
+    workers[0].send_signal(signal.SIGKILL)  # mid-job: it was writing a shard of its own
+    workers[0].wait()  # reaped, as its own parent would: a zombie still counts as running
+    _, err = client.communicate(timeout=120)
+    assert client.returncode == 0, err
+    assert dataset_main([*args, "--out", "one"]) == 0
+    assert files(tmp_path / "lost") == files(tmp_path / "one")  # no half shard, no temporary file
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "lost").iterdir()}
+    assert dataset_main([*args, "--out", "lost", "--dask", address]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "lost").iterdir()} == before
+
+
+def test_dask_local_matches_one_process(tmp_path):
+    args = ["--count", "200", "--format", "webdataset", "--shard-size", "30", *JOB]
+    assert dataset_main([*args, "--out", "local", "--dask", "local", "--workers", "2"]) == 0
+    assert dataset_main([*args, "--out", "one"]) == 0
+    assert files(tmp_path / "local") == files(tmp_path / "one")
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
+    code = dataset_main(["--count", "10", "--out", "x", "--dask", f"tcp://127.0.0.1:{free_port()}", *JOB])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "cannot reach a Dask scheduler" in err[0]

@@ -1,0 +1,181 @@
+"""--format webdataset: tar shards read back by the real webdataset and Hugging Face readers; jobs know their digits."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import numpy as np
+import pytest
+
+from digitgenerator import Digitgenerator
+from digitgenerator.cli import dataset_main
+from digitgenerator.dataset import DatasetSpec, export, make_items, read_manifest
+from digitgenerator.formats import tar_header
+from digitgenerator.png import read_png
+
+from conftest import ROOT, write_random_model
+
+ARGS = ["--length", "2", "5", "--seed", "3", "--no-progress"]
+
+
+def run(*args):
+    return dataset_main([*args, *ARGS])
+
+
+def tar_samples(folder):
+    """{key: (png bytes, json dict)} over every shard, in member order, and the member names per shard."""
+    samples, names = {}, {}
+    for path in sorted(folder.glob("shard-*.tar")):
+        with tarfile.open(path) as tar:
+            members = tar.getmembers()
+            names[path.name] = [m.name for m in members]
+            for m in members:
+                key, ext = m.name.split(".")
+                data = tar.extractfile(m).read()
+                png, meta = samples.get(key, (None, None))
+                samples[key] = (data, meta) if ext == "png" else (png, json.loads(data))
+    return samples, names
+
+
+@pytest.mark.parametrize("name,size", [("0000000.png", 0), ("1234567.json", 297), ("x" * 99, 8**11 - 1)])
+def test_tar_headers_are_the_ones_tarfile_writes(name, size):
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o644, 0
+    assert tar_header(name, size) == info.tobuf(tarfile.USTAR_FORMAT)
+
+
+def test_shards_hold_every_image_once_with_its_label_and_boxes(tmp_path, capsys):
+    assert run("--count", "45", "--out", "wd", "--format", "webdataset", "--shard-size", "20") == 0
+    assert "3 tar shards" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "wd").iterdir()) == [
+        "dataset.json", "shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
+    samples, names = tar_samples(tmp_path / "wd")
+    # Members of one sample follow each other (png, then json), shards hold consecutive indices.
+    assert names["shard-000002.tar"] == [f"{i:07d}.{ext}" for i in range(40, 45) for ext in ("png", "json")]
+    assert sorted(samples) == [f"{i:07d}" for i in range(45)]
+    # The same pixels and rows as the PNG format of the same job.
+    assert run("--count", "45", "--out", "png") == 0
+    rows = {r["file"][:-4]: r for r in read_manifest(tmp_path / "png" / "manifest.jsonl")}
+    for key, (png, meta) in samples.items():
+        (tmp_path / "x.png").write_bytes(png)
+        assert np.array_equal(read_png(tmp_path / "x.png"), read_png(tmp_path / "png" / f"{key}.png"))
+        assert {**meta, "file": f"{key}.png"} == rows[key]
+
+
+def test_the_webdataset_package_reads_the_shards(tmp_path):
+    wds = pytest.importorskip("webdataset")
+    assert run("--count", "30", "--out", "wd", "--format", "webdataset", "--shard-size", "8") == 0
+    urls = [str(p) for p in sorted((tmp_path / "wd").glob("shard-*.tar"))]
+    read = list(wds.WebDataset(urls, shardshuffle=False).decode("l").to_tuple("__key__", "png", "json"))
+    items = make_items(Digitgenerator(), DatasetSpec(count=30, length=(2, 5), seed=3), range(30))
+    assert [key for key, _, _ in read] == [f"{i:07d}" for i in range(30)]
+    for (key, image, meta), (want, text, boxes, _) in zip(read, items):
+        assert meta["text"] == text and meta["boxes"] == boxes
+        assert np.array_equal(np.rint(image * 255), np.rint(want * 255))
+
+
+def test_hugging_face_datasets_loads_the_shards(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    assert run("--count", "25", "--out", "wd", "--format", "webdataset", "--shard-size", "10") == 0
+    files = [str(p) for p in sorted((tmp_path / "wd").glob("shard-*.tar"))]
+    data = datasets.load_dataset("webdataset", data_files={"train": files}, split="train", cache_dir=str(tmp_path / "hf"))
+    assert data.num_rows == 25
+    items = make_items(Digitgenerator(), DatasetSpec(count=25, length=(2, 5), seed=3), range(25))
+    for row, (image, text, _, inked) in zip(data, items):
+        assert row["json"]["text"] == text and row["json"]["ink_boxes"] == inked
+        assert row["png"].size == (image.shape[1], image.shape[0])
+        assert np.array_equal(np.asarray(row["png"]), np.rint(image * 255).astype(np.uint8))
+
+
+def test_a_killed_run_resumes_shard_by_shard_to_the_same_bytes(tmp_path):
+    args = ["--count", "3000", "--length", "6", "8", "--format", "webdataset", "--shard-size", "250", "--seed", "5", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    code = "import sys; from digitgenerator.cli import dataset_main; sys.exit(dataset_main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, *args, "--out", "cut"], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((tmp_path / "cut").glob("shard-*.tar"))) < 2:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cut").glob("shard-*.tar")}
+    assert 2 <= len(done) < 12, "the run was not interrupted mid-way"
+    assert dataset_main([*args, "--out", "cut"]) == 0
+    assert all((tmp_path / "cut" / name).stat().st_mtime_ns == t for name, t in done.items())  # kept, not redone
+    assert dataset_main([*args, "--out", "whole"]) == 0
+    listing = lambda d: {p.name: p.read_bytes() for p in (tmp_path / d).iterdir()}  # noqa: E731
+    assert listing("cut") == listing("whole")  # and no temporary file left behind
+
+
+def test_shard_option_splits_the_tar_shards_between_machines(tmp_path):
+    for i in range(3):
+        assert run("--count", "70", "--out", "parts", "--format", "webdataset", "--shard-size", "10", "--shard", f"{i}/3") == 0
+    assert run("--count", "70", "--out", "whole", "--format", "webdataset", "--shard-size", "10") == 0
+    tars = lambda d: {p.name: p.read_bytes() for p in (tmp_path / d).glob("*.tar")}  # noqa: E731
+    assert len(tars("whole")) == 7 and tars("parts") == tars("whole")
+
+
+def test_resuming_in_another_format_or_shard_size_is_refused(tmp_path, capsys):
+    assert run("--count", "20", "--out", "wd", "--format", "webdataset", "--shard-size", "10") == 0
+    capsys.readouterr()
+    assert run("--count", "20", "--out", "wd", "--format", "webdataset", "--shard-size", "5") == 2
+    assert run("--count", "20", "--out", "wd") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("another format" in line for line in err)
+    assert sorted(p.name for p in (tmp_path / "wd").glob("*.tar")) == ["shard-000000.tar", "shard-000001.tar"]
+
+
+@pytest.mark.parametrize("bad,message", [
+    (["--format", "tiff"], "invalid choice"),
+    (["--format", "webdataset", "--shard-size", "0"], "--shard-size"),
+    (["--format", "webdataset", "--shard-size", "1000001"], "--shard-size"),
+    (["--shard-size", "10"], "applies to --format webdataset"),
+    (["--dask", "nonsense"], "--dask must be"),
+    (["--dask", "http://127.0.0.1:8786"], "--dask must be"),
+    (["--dask", "local", "--shard", "0/2"], "leave out --shard"),
+])
+def test_bad_format_options_give_one_line(tmp_path, capsys, bad, message):
+    assert dataset_main(["--count", "5", "--out", "x", *bad]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_job_refuses_other_mnist_data_and_resumes_with_the_same(tmp_path, mnist_folder, capsys):
+    assert run("--count", "10", "--out", "ds", "--mnist-folder", str(mnist_folder)) == 0
+    job = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    assert job["digits"]["images_sha256"] and job["digits"]["embedded_sample"] is False
+    capsys.readouterr()
+    assert run("--count", "10", "--out", "ds") == 2  # the embedded sample instead of those files
+    err = capsys.readouterr().err
+    assert "another MNIST data" in err and len(err.strip().splitlines()) == 1
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in mnist_folder.iterdir():  # the same files elsewhere are the same digits
+        (copy / f.name).write_bytes(f.read_bytes())
+    assert run("--count", "12", "--out", "ds2", "--mnist-folder", str(mnist_folder)) == 0
+    assert run("--count", "12", "--out", "ds2", "--mnist-folder", str(copy)) == 0
+
+
+def test_a_cvae_job_refuses_another_model(tmp_path, capsys):
+    one, two = write_random_model(tmp_path / "one", seed=0), write_random_model(tmp_path / "two", seed=1)
+    base = ["--count", "6", "--out", "cv", "--source", "cvae"]
+    assert run(*base, "--model-dir", str(one)) == 0
+    capsys.readouterr()
+    assert run(*base, "--model-dir", str(two)) == 2
+    assert "another CVAE model" in capsys.readouterr().err
+    assert run(*base, "--model-dir", str(one)) == 0
+
+
+def test_job_files_from_before_digit_sources_still_resume(tmp_path):
+    spec = DatasetSpec(count=8, length=(2, 3))
+    export(spec, tmp_path / "old", progress=False)
+    job_path = tmp_path / "old" / "dataset.json"
+    job = json.loads(job_path.read_text())
+    del job["digits"], job["output"]
+    job_path.write_text(json.dumps(job))
+    export(DatasetSpec(count=8, length=(2, 3)), tmp_path / "old", progress=False)
+    assert len(read_manifest(tmp_path / "old" / "manifest.jsonl")) == 8
