@@ -25,6 +25,7 @@ from . import checks
 from .atomic import remove_stale_temporaries
 from .data import DEFAULT_MNIST_FOLDER, DEFAULT_PREPROCESSED_FOLDER, EmbeddedSampleWarning
 from .formats import DEFAULT_SHARD_SIZE, check_output, shard_count, tar_indices, tar_name, write_pngs, write_tar
+from .png import keep_freed_memory
 from .job import describe, digit_source, job_lock, manifest_name, open_job, read_manifest, shard_range
 from .spec import DatasetSpec, make_items
 
@@ -60,6 +61,7 @@ def _generator(task: Task):
 
     gen = _generators.get(task)
     if gen is None:
+        keep_freed_memory()
         with warnings.catch_warnings():  # a worker elsewhere: the client has told the user where the digits come from
             warnings.simplefilter("ignore", EmbeddedSampleWarning)
             gen = Digitgenerator(task.gen_args[0], task.gen_args[1], model_dir=task.gen_args[2])

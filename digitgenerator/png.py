@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import zlib
@@ -42,6 +43,33 @@ def check_png_path(filename: str | os.PathLike) -> Path:
     if path.is_dir():
         raise ValueError(f"output file {path} is an existing folder; name a .png file")
     return path
+
+
+# mallopt(3) parameters (glibc's malloc.h): blocks above M_MMAP_THRESHOLD get their own mmap, and
+# free() hands the top of the heap back to the system beyond M_TRIM_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_MMAP_BELOW, _KEEP_HEAP_BELOW = 32 << 20, 64 << 20  # 32 MiB: the most glibc itself adapts to
+
+
+@functools.lru_cache(maxsize=1)
+def keep_freed_memory() -> bool:
+    """Let this process reuse freed memory for the next zlib stream (glibc; False elsewhere).
+
+    Every zlib stream allocates about 256 KiB of state (deflateInit with 15
+    window bits and memLevel 8). glibc adapts its thresholds so that such
+    blocks are reused, unless they were set by hand: Dask's workers start with
+    MALLOC_TRIM_THRESHOLD_=65536, which hands the memory back on every free and
+    maps it again, page by page, on the next stream: measured 90 us more per PNG,
+    a third of an 8-digit image's cost. Called once per dataset worker; it
+    keeps up to 64 MiB of freed memory for reuse.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):  # not glibc
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _KEEP_MMAP_BELOW) and mallopt(_M_TRIM_THRESHOLD, _KEEP_HEAP_BELOW))
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
