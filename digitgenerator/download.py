@@ -44,13 +44,17 @@ def _fetch(url: str, target: Path, digest: str, timeout: float) -> None:
                     f.write(block)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise _Skip(f"did not answer or refused ({reason})") from None
+            raise _Skip(f"did not answer or refused ({reason})", unreachable=True) from None
         if _sha256(Path(tmp)) != digest:
             raise _Skip("sent a file with the wrong checksum")
 
 
 class _Skip(Exception):
-    """This mirror failed for this file; try the next."""
+    """This mirror failed for this file; try the next (and, when it is unreachable, skip it from now on)."""
+
+    def __init__(self, message: str, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 def download(folder: str | os.PathLike | None = None, mirrors: list[str] | None = None,
@@ -66,7 +70,7 @@ def download(folder: str | os.PathLike | None = None, mirrors: list[str] | None 
         raise ValueError(f"unknown file {unknown[0]} (known: {' '.join(table)})")
     dest = data_home(folder)
     dest.mkdir(parents=True, exist_ok=True)
-    failed, why = [], {}
+    failed, why, unreachable = [], {}, set()
     for name in files or list(table):
         target, digest = dest / name, table[name]
         if target.is_file() and _sha256(target) == digest:
@@ -74,10 +78,14 @@ def download(folder: str | os.PathLike | None = None, mirrors: list[str] | None 
             continue
         for base in mirrors:
             base = base.rstrip("/") + "/"
+            if base in unreachable:  # offline, each file would wait out the timeout again
+                continue
             try:
                 _fetch(base + name, target, digest, timeout)
             except _Skip as reason:
                 why.setdefault(base, str(reason))
+                if reason.unreachable:
+                    unreachable.add(base)
                 continue
             log(f"{name}: downloaded from {base}, checksum ok")
             break
