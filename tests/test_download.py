@@ -40,11 +40,11 @@ def test_downloads_into_the_data_home_through_the_first_good_mirror(server, tmp_
 @needs_shared_mnist
 def test_fetches_what_load_mnist_sh_fetches_from_the_same_table(server, tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_MIRRORS", f"{server}/good/")
-    assert download_main(["--dir", str(tmp_path / "py"), *AVAILABLE]) == 0
+    assert download_main(["--dir", str(tmp_path / "new" / "py"), *AVAILABLE]) == 0  # folders made as needed
     shell = subprocess.run(["bash", str(ROOT / "load_mnist.sh"), str(tmp_path / "sh"), *AVAILABLE],
                            env={"PATH": "/usr/bin:/bin", "MNIST_MIRRORS": f"{server}/good/"}, capture_output=True)
     assert shell.returncode == 0
-    assert {p.name: p.read_bytes() for p in (tmp_path / "py").iterdir()} == {p.name: p.read_bytes() for p in (tmp_path / "sh").iterdir()}
+    assert {p.name: p.read_bytes() for p in (tmp_path / "new" / "py").iterdir()} == {p.name: p.read_bytes() for p in (tmp_path / "sh").iterdir()}
     unknown = subprocess.run(["bash", str(ROOT / "load_mnist.sh"), str(tmp_path / "sh"), "nope.gz"], capture_output=True, text=True)
     assert all(name in unknown.stderr for name in mnist_resources()[1])  # the script lists the table's names
 

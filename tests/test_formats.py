@@ -179,3 +179,50 @@ def test_job_files_from_before_digit_sources_still_resume(tmp_path):
     job_path.write_text(json.dumps(job))
     export(DatasetSpec(count=8, length=(2, 3)), tmp_path / "old", progress=False)
     assert len(read_manifest(tmp_path / "old" / "manifest.jsonl")) == 8
+
+
+def test_a_shard_is_byte_for_byte_the_archive_tarfile_writes(tmp_path):
+    import io
+    import zlib
+
+    assert run("--count", "7", "--out", "wd", "--format", "webdataset") == 0
+    shard = (tmp_path / "wd" / "shard-000000.tar").read_bytes()
+    samples, _ = tar_samples(tmp_path / "wd")
+    reference = io.BytesIO()
+    with tarfile.open(fileobj=reference, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for key, (png, meta) in sorted(samples.items()):
+            for name, data in ((f"{key}.png", png), (f"{key}.json", json.dumps(meta).encode())):
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(data), 0o644, 0
+                tar.addfile(info, io.BytesIO(data))
+    assert shard == reference.getvalue()
+    # Each PNG is gray 8-bit with one IDAT: zlib's run-length strategy over filter-0 rows.
+    png = samples["0000000"][0]
+    pixels = np.rint(read_png_bytes(tmp_path, png) * 255).astype(np.uint8)
+    rows = np.hstack([np.zeros((pixels.shape[0], 1), np.uint8), pixels]).tobytes()
+    packer = zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
+    idat = packer.compress(rows) + packer.flush()
+    assert png[33:37] == len(idat).to_bytes(4, "big") and png[41 : 41 + len(idat)] == idat
+
+
+def read_png_bytes(tmp_path, data):
+    (tmp_path / "one.png").write_bytes(data)
+    return read_png(tmp_path / "one.png")
+
+
+def test_progress_counts_the_shards_already_made(tmp_path, capsys):
+    base = ["--count", "45", "--out", "wd", "--format", "webdataset", "--shard-size", "10", "--length", "2", "3"]
+    assert dataset_main(base) == 0
+    (tmp_path / "wd" / "shard-000002.tar").unlink()
+    capsys.readouterr()
+    assert dataset_main(base) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[") and " 45/45 images" in lines[0]  # 35 were there: one unit of 10
+    assert dataset_main([*base[:3], "wd2", *base[4:], "--shard", "2/3"]) == 0  # shards 3 and 4: images 30..44
+    assert " 15/15 images" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_the_default_shard_size_is_ten_thousand():
+    from digitgenerator.cli import build_dataset_parser
+
+    assert build_dataset_parser().parse_args(["--count", "1", "--out", "x"]).shard_size == 10_000
