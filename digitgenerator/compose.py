@@ -123,8 +123,7 @@ def plan_layout(
             f"at least {ink + n_gaps * lo} pixels are needed (or squeeze them with fit='stretch', --stretch on the command line)"
         )
     natural = ink + int(np.sum(gaps)) + 2 * margin
-    if natural > MAX_WIDTH:
-        raise ValueError(f"{len(widths)} digits with spacing up to {hi} make an image {natural} pixels wide; the limit is {MAX_WIDTH}")
+    check_layout_width(len(widths), hi, natural)
     offsets = [margin]
     for w, gap in zip(widths, gaps.tolist()):
         offsets.append(offsets[-1] + w + gap)
@@ -132,6 +131,12 @@ def plan_layout(
     if width is not None and fit == "pad":
         canvas = width  # the right margin takes the odd pixel
     return Layout(tuple(offsets[: len(widths)]), tuple(widths), canvas, width or canvas)
+
+
+def check_layout_width(n_digits: int, hi: int, natural: int) -> None:
+    """ValueError when a layout comes out wider than MAX_WIDTH."""
+    if natural > MAX_WIDTH:
+        raise ValueError(f"{n_digits} digits with spacing up to {hi} make an image {natural} pixels wide; the limit is {MAX_WIDTH}")
 
 
 def ink_bounds(glyph: np.ndarray, threshold: float = INK_THRESHOLD) -> tuple[int, int]:

@@ -77,8 +77,9 @@ def run_unit(task: Task, unit: Unit) -> list[dict] | int:
     """Make a unit's images and write them: PNG manifest rows, or the tar's sample count."""
     gen = _generator(task)
     if unit.tar is None:
-        return write_pngs(Path(task.out), task.spec, unit.indices, make_items(gen, task.spec, unit.indices))
-    return write_tar(Path(task.out) / unit.tar, task.spec, unit.indices, lambda chunk: make_items(gen, task.spec, chunk))
+        return write_pngs(Path(task.out), task.spec, unit.indices, make_items(gen, task.spec, unit.indices, as_uint8=True))
+    return write_tar(Path(task.out) / unit.tar, task.spec, unit.indices,
+                     lambda chunk: make_items(gen, task.spec, chunk, as_uint8=True))
 
 
 def export(

@@ -80,8 +80,18 @@ class Digitgenerator:
         counts = self._counts[digits]
         if np.any(counts == 0):
             missing = int(digits[counts == 0][0])
-            raise ValueError(f"the loaded MNIST data has no digit {missing}; load the full set with ./load_mnist.sh")
+            raise ValueError(f"the loaded MNIST data has no digit {missing}; load the full set with digitgenerator-download")
         return self._order[self._starts[digits] + rng.integers(0, counts)]
+
+    def pick_many(self, digit_lists, rngs) -> np.ndarray:
+        """`pick` for many numbers at once, number k drawing from rngs[k]: the indices of all, concatenated."""
+        everything = np.concatenate(digit_lists).astype(np.int64)
+        counts = self._counts[everything]
+        if np.any(counts == 0):
+            self.pick(everything, None)  # raises, naming the missing digit
+        bounds = np.cumsum([len(d) for d in digit_lists])[:-1]
+        draws = [rng.integers(0, c) for c, rng in zip(np.split(counts, bounds), rngs)]  # the draws pick makes
+        return self._order[self._starts[everything] + np.concatenate(draws)]
 
     def uint8_digits(self, indices) -> np.ndarray:
         """The digits at these indices as stored: uint8 (n, 28, 28), 255 = ink."""

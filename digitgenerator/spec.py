@@ -14,7 +14,7 @@ import numpy as np
 
 from . import checks
 from .augment import Augment
-from .compose import FITS, check_spacing, check_width, compose, ink_boxes, ink_profiles
+from .compose import FITS, MAX_WIDTH, check_layout_width, check_spacing, check_width, compose, ink_boxes, ink_profiles
 from .data import IMAGE_SIZE, NUM_CLASSES
 from .realistic import Realistic
 
@@ -89,9 +89,14 @@ def item_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def make_items(gen, spec: DatasetSpec, indices) -> list[tuple[np.ndarray, str, list, list]]:
+def make_items(gen, spec: DatasetSpec, indices, as_uint8: bool = False) -> list[tuple[np.ndarray, str, list, list]]:
     """For the given global indices: images (float32 (height, W), 1 = ink), digit strings,
-    boxes [[x, width], ...] and ink boxes [[x, y, width, height], ...]."""
+    boxes [[x, width], ...] and ink boxes [[x, y, width, height], ...].
+
+    as_uint8: images as the uint8 (height, W) gray the writers store: `png.to_uint8`
+    of the float image, inverted when spec.dark_on_light (the default job then
+    skips the float image altogether).
+    """
     rngs = [item_rng(spec.seed, int(i)) for i in indices]
     digits = [rng.integers(0, NUM_CLASSES, int(rng.integers(spec.length[0], spec.length[1], endpoint=True))) for rng in rngs]
     if spec.source == "cvae":
@@ -105,17 +110,19 @@ def make_items(gen, spec: DatasetSpec, indices) -> list[tuple[np.ndarray, str, l
         glyph_sets = np.split(decoded, np.cumsum([len(d) for d in digits])[:-1])
     else:
         # One gather and one conversion for the whole chunk (gen.real_digits does the same per number).
-        picked = [gen.pick(d, rng) for d, rng in zip(digits, rngs)]
-        everything = gen.uint8_digits(np.concatenate(picked)).astype(np.float32) / np.float32(255.0)
+        stored = gen.uint8_digits(gen.pick_many(digits, rngs))
+        everything = stored.astype(np.float32) / np.float32(255.0)
         glyph_sets = np.split(everything, np.cumsum([len(d) for d in digits])[:-1])
     texts = ["".join(map(str, d)) for d in digits]
+    if spec.source == "mnist" and spec.width is None and not (spec.ink_spacing or spec.augment.active or spec.realistic):
+        return _natural_boxes(spec, texts, stored, everything, rngs, as_uint8)
     if spec.augment.active:
         glyph_sets = [[spec.augment.apply(g, rng) for g in glyphs] for glyphs, rng in zip(glyph_sets, rngs)]
     if spec.realistic is not None:
         from .realistic import write
 
         done = write([np.asarray(g, np.float32) for g in glyph_sets], spec.realistic, rngs, spec.width, spec.fit)
-        return [(image, text, [[int(x), int(w)] for x, _, w, _ in boxes.tolist()], boxes.tolist())
+        return [(_as(image, as_uint8, spec), text, [[int(x), int(w)] for x, _, w, _ in boxes.tolist()], boxes.tolist())
                 for text, (image, boxes) in zip(texts, done)]
     # Where the ink is, for every glyph of the chunk in one pass (per number it cost more than composing).
     profiles = None
@@ -128,5 +135,54 @@ def make_items(gen, spec: DatasetSpec, indices) -> list[tuple[np.ndarray, str, l
         glyphs = list(glyphs)
         image, layout = compose(glyphs, spec.spacing, spec.width, rng, spec.fit, spec.ink_spacing)
         inked = [list(b) for b in ink_boxes(glyphs, layout, spec.ink_spacing, profiles[k] if profiles else None)]
-        items.append((image, text, [list(b) for b in layout.boxes()], inked))
+        items.append((_as(image, as_uint8, spec), text, [list(b) for b in layout.boxes()], inked))
+    return items
+
+
+def _as(image: np.ndarray, as_uint8: bool, spec: DatasetSpec) -> np.ndarray:
+    from .png import to_uint8
+
+    return to_uint8(image, spec.dark_on_light) if as_uint8 else image
+
+
+def _natural_boxes(spec: DatasetSpec, texts: list[str], stored: np.ndarray, glyphs: np.ndarray, rngs, as_uint8: bool) -> list:
+    """make_items for real digits in 28-pixel boxes at natural width (the default job), a chunk at once.
+
+    stored: the chunk's digits as uint8 (n, 28, 28), glyphs the same as float32.
+    The same draws, pixels and boxes as `compose` and `ink_boxes` (tests compare
+    them with the general path): each image's gaps come from its own stream as
+    in `plan_layout`; the image is pasted in uint8 and divided by 255 once, the
+    value every pasted float pixel has; ink bounds are read off one profile of
+    the whole chunk. Composing number by number cost twice as much.
+    """
+    lo, hi = spec.spacing
+    rows_any, cols_any = ink_profiles(glyphs)
+    inked = rows_any.any(1).tolist()
+    top, bottom = rows_any.argmax(1).tolist(), (IMAGE_SIZE - rows_any[:, ::-1].argmax(1)).tolist()
+    first, last = cols_any.argmax(1).tolist(), (IMAGE_SIZE - cols_any[:, ::-1].argmax(1)).tolist()
+    items, start = [], 0
+    for text, rng in zip(texts, rngs):
+        n = len(text)
+        gaps = rng.integers(lo, hi, size=n - 1, endpoint=True).tolist()
+        offsets = [0]
+        for gap in gaps:
+            offsets.append(offsets[-1] + IMAGE_SIZE + gap)
+        width = offsets[-1] + IMAGE_SIZE
+        if width > MAX_WIDTH:
+            check_layout_width(n, hi, width)
+        canvas = np.zeros((IMAGE_SIZE, width), np.uint8)
+        boxes, ink = [], []
+        for j, x in enumerate(offsets):
+            k = start + j
+            canvas[:, x : x + IMAGE_SIZE] = stored[k]
+            boxes.append([x, IMAGE_SIZE])
+            ink.append([x + first[k], top[k], last[k] - first[k], bottom[k] - top[k]] if inked[k] else [x, 0, 0, 0])
+        start += n
+        # u / 255 in float32 is what every pasted pixel is; to_uint8 gives back u, or 255 - u
+        # inverted (tests check all 256 values).
+        if as_uint8:
+            image = 255 - canvas if spec.dark_on_light else canvas
+        else:
+            image = canvas.astype(np.float32) / np.float32(255.0)
+        items.append((image, text, boxes, ink))
     return items

@@ -186,3 +186,35 @@ def test_stale_temporaries_of_dead_writers_are_cleaned(tmp_path):
     export(DatasetSpec(count=2, length=(1, 1)), out, progress=False)
     assert not stale.exists()
     assert alive.exists() and elsewhere.exists() and users.exists()
+
+
+@pytest.mark.parametrize("spacing,length", [((4, 4), (8, 8)), ((0, 9), (1, 8)), ((0, 0), (1, 1))])
+def test_the_default_job_is_what_compose_makes_of_each_images_draws(spacing, length):
+    from digitgenerator.compose import compose, ink_boxes
+    from digitgenerator.dataset import item_rng
+
+    gen = Digitgenerator()
+    spec = DatasetSpec(count=300, length=length, spacing=spacing, seed=11)
+    for index, (image, text, boxes, inked) in zip(range(300), make_items(gen, spec, range(300))):
+        rng = item_rng(11, index)
+        digits = rng.integers(0, 10, int(rng.integers(length[0], length[1], endpoint=True)))
+        glyphs = list(gen.real_digits(digits, rng))
+        want, layout = compose(glyphs, spacing, None, rng)
+        assert text == "".join(map(str, digits)) and np.array_equal(image, want) and image.dtype == want.dtype
+        assert boxes == [list(b) for b in layout.boxes()]
+        assert inked == [list(b) for b in ink_boxes(glyphs, layout)]
+
+
+def test_stored_gray_is_exactly_the_float_image_rounded():
+    from digitgenerator.png import to_uint8
+
+    u = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    f = u.astype(np.float32) / np.float32(255)
+    assert np.array_equal(to_uint8(f), u) and np.array_equal(to_uint8(f, invert=True), 255 - u)
+    gen = Digitgenerator()
+    for spec in (DatasetSpec(count=40, length=(1, 8)), DatasetSpec(count=40, invert=True),
+                 DatasetSpec(count=40, realistic=True), DatasetSpec(count=40, width=300)):
+        floats, grays = make_items(gen, spec, range(40)), make_items(gen, spec, range(40), as_uint8=True)
+        for (image, text, boxes, ink), (gray, text2, boxes2, ink2) in zip(floats, grays):
+            assert gray.dtype == np.uint8 and np.array_equal(gray, to_uint8(image, spec.dark_on_light))
+            assert (text, boxes, ink) == (text2, boxes2, ink2)
