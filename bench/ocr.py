@@ -245,7 +245,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", action="append", choices=sorted(CONFIGS), help="only these rows (repeatable)")
     parser.add_argument("--keep", type=Path, default=None, help="write the training sets here instead of a temporary folder")
+    parser.add_argument("--input-height", type=int, default=INPUT_HEIGHT, help="the recognizer's input height (width: 10x)")
     args = parser.parse_args(argv)
+    global INPUT_HEIGHT, INPUT_WIDTH
+    INPUT_HEIGHT, INPUT_WIDTH = args.input_height, 10 * args.input_height
     if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
         print(f"ocr.py: the MNIST test set is not in {SHARED_MNIST}", file=sys.stderr)
         return 2

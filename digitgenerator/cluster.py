@@ -50,22 +50,24 @@ def run_on_dask(address: str, workers: int, task, plan, bar) -> None:
 
     with contextlib.ExitStack() as stack:
         client = _client(stack, address, workers)
-        threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
         units, numbers = iter(plan.units), itertools.count()
         prefix = f"digitgenerator-{uuid.uuid4().hex[:12]}"
         position: dict[str, int] = {}
         running = as_completed()
 
-        def submit_next() -> None:
-            unit = next(units, None)
-            if unit is not None:
+        def top_up() -> None:
+            """Keep TASKS_PER_THREAD tasks per worker thread in flight (workers may join or leave meanwhile)."""
+            wanted = TASKS_PER_THREAD * max(1, sum(client.nthreads().values()))
+            while running.count() < wanted:
+                unit = next(units, None)
+                if unit is None:
+                    return
                 n = next(numbers)
                 future = client.submit(run_unit, task, unit, key=f"{prefix}-{n}", pure=False, retries=RETRIES)
                 position[future.key] = n
                 running.add(future)
 
-        for _ in range(threads * TASKS_PER_THREAD):
-            submit_next()
+        top_up()
         finished, recorded = {}, 0
         try:
             for future in running:
@@ -74,6 +76,6 @@ def run_on_dask(address: str, workers: int, task, plan, bar) -> None:
                 while recorded in finished:  # in unit order: the manifest matches a single-process run
                     bar.advance(plan.record(finished.pop(recorded)))
                     recorded += 1
-                submit_next()
+                top_up()
         finally:
             plan.close()

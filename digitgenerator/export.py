@@ -107,7 +107,7 @@ def export(
     output = check_output(format, shard_size)
     shard_range(spec.count, shard)  # checks the shard
     workers = checks.integer(workers, "workers", 1, MAX_WORKERS)
-    out = Path(out_dir).absolute()
+    out = Path(out_dir)
     from .generator import Digitgenerator
 
     # Fail here (bad data, no model) before anything is written.
@@ -115,7 +115,7 @@ def export(
     digits = digit_source(spec, gen)
     open_job(out, describe(spec, output, digits))
     remove_stale_temporaries(out)  # from an earlier run that was killed mid-write
-    task = Task(spec, str(out), (mnist_folder, preprocessed_folder, model_dir), tuple(sorted(digits.items())))
+    task = Task(spec, str(out.absolute()), (mnist_folder, preprocessed_folder, model_dir), tuple(sorted(digits.items())))
     _generators.clear()
     _generators[task] = gen
     lock = manifest_name(shard) if format == "png" else f"shards-{shard[0]}-of-{shard[1]}"
