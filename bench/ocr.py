@@ -238,6 +238,7 @@ def train(x: np.ndarray, texts: list[str], epochs: int, seed: int):
 
 
 def main(argv=None) -> int:
+    global INPUT_HEIGHT, INPUT_WIDTH
     parser = argparse.ArgumentParser(description="OCR usefulness of digitgenerator datasets")
     parser.add_argument("--train", type=int, default=20_000, help="training images per configuration")
     parser.add_argument("--test", type=int, default=1_000, help="real test numbers per set")
@@ -247,7 +248,6 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="write the training sets here instead of a temporary folder")
     parser.add_argument("--input-height", type=int, default=INPUT_HEIGHT, help="the recognizer's input height (width: 10x)")
     args = parser.parse_args(argv)
-    global INPUT_HEIGHT, INPUT_WIDTH
     INPUT_HEIGHT, INPUT_WIDTH = args.input_height, 10 * args.input_height
     if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
         print(f"ocr.py: the MNIST test set is not in {SHARED_MNIST}", file=sys.stderr)
