@@ -49,8 +49,23 @@ def test_fetches_what_load_mnist_sh_fetches_from_the_same_table(server, tmp_path
     assert all(name in unknown.stderr for name in mnist_resources()[1])  # the script lists the table's names
 
 
+@needs_shared_mnist
+def test_a_mirror_that_sent_one_bad_copy_is_still_asked_for_the_next_file(server, tmp_path):
+    first, second = AVAILABLE[:2]
+    www = tmp_path / "www"
+    (www / "mixed").mkdir()
+    (www / "mixed" / first).write_bytes(b"not the file")
+    shutil.copy(SHARED_MNIST / second, www / "mixed" / second)
+    (www / "only-first").mkdir()
+    shutil.copy(SHARED_MNIST / first, www / "only-first" / first)
+    code = download_main(["--dir", str(tmp_path / "d"), "--mirror", f"{server}/mixed/", "--mirror", f"{server}/only-first/",
+                          first, second])
+    assert code == 0
+    assert all((tmp_path / "d" / n).read_bytes() == (SHARED_MNIST / n).read_bytes() for n in (first, second))
+
+
 def test_offline_is_one_line_and_no_file(tmp_path, capsys):
-    code = download_main(["--dir", str(tmp_path / "home"), "--mirror", closed_port_url(), "--timeout", "2"])
+    code = download_main(["--dir", str(tmp_path / "home"), "--mirror", closed_port_url(), "--timeout", "0.5"])
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "no mirror gave a good copy" in err[0] and "train-images" in err[0]

@@ -226,3 +226,16 @@ def test_the_default_shard_size_is_ten_thousand():
     from digitgenerator.cli import build_dataset_parser
 
     assert build_dataset_parser().parse_args(["--count", "1", "--out", "x"]).shard_size == 10_000
+
+
+def test_export_shows_progress_unless_asked_not_to(tmp_path, capsys):
+    export(DatasetSpec(count=3, length=(1, 2)), tmp_path / "a")
+    assert "3/3 images" in capsys.readouterr().err
+    export(DatasetSpec(count=3, length=(1, 2)), tmp_path / "b", progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_the_longest_number_is_a_thousand_digits():
+    assert DatasetSpec(count=1, length=(1000, 1000)).length == (1000, 1000)
+    with pytest.raises(ValueError, match="length"):
+        DatasetSpec(count=1, length=(1, 1001))

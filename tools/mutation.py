@@ -179,6 +179,8 @@ def main(argv=None) -> int:
     print(f"{len(work)} mutants over {len(modules)} modules, {args.jobs} at a time", file=sys.stderr)
 
     base = Path(tempfile.mkdtemp(prefix="digitgenerator-mutation-"))
+    if (ROOT.parent / "shared").is_dir():  # the trees' ../shared, so that tests needing real MNIST run, not skip
+        (base / "shared").symlink_to(ROOT.parent / "shared")
     trees = []
     for j in range(args.jobs):
         trees.append(base / f"tree{j}")
