@@ -239,3 +239,11 @@ def test_the_longest_number_is_a_thousand_digits():
     assert DatasetSpec(count=1, length=(1000, 1000)).length == (1000, 1000)
     with pytest.raises(ValueError, match="length"):
         DatasetSpec(count=1, length=(1, 1001))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_dataset_workers_can_keep_freed_memory_under_dasks_malloc_settings():
+    code = "from digitgenerator.png import keep_freed_memory; print(keep_freed_memory())"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "True"
