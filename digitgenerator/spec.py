@@ -97,6 +97,8 @@ def make_items(gen, spec: DatasetSpec, indices, as_uint8: bool = False) -> list[
     of the float image, inverted when spec.dark_on_light (the default job then
     skips the float image altogether).
     """
+    if len(indices) == 0:
+        return []
     rngs = [item_rng(spec.seed, int(i)) for i in indices]
     digits = [rng.integers(0, NUM_CLASSES, int(rng.integers(spec.length[0], spec.length[1], endpoint=True))) for rng in rngs]
     if spec.source == "cvae":

@@ -218,3 +218,9 @@ def test_stored_gray_is_exactly_the_float_image_rounded():
         for (image, text, boxes, ink), (gray, text2, boxes2, ink2) in zip(floats, grays):
             assert gray.dtype == np.uint8 and np.array_equal(gray, to_uint8(image, spec.dark_on_light))
             assert (text, boxes, ink) == (text2, boxes2, ink2)
+
+
+def test_no_indices_make_no_items():
+    gen = Digitgenerator()
+    for spec in (DatasetSpec(count=5), DatasetSpec(count=5, realistic=True)):
+        assert make_items(gen, spec, range(0)) == [] and make_items(gen, spec, [], as_uint8=True) == []
