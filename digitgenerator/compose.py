@@ -186,11 +186,7 @@ def ink_boxes(
     # The first and last ink row and column of every glyph at once (one stack when the
     # shapes agree, as they do without ink_spacing): a loop of small numpy calls per
     # glyph cost more than composing the image.
-    rows_any, cols_any = ink_profiles(glyphs) if profiles is None else profiles
-    height, width = rows_any.shape[1], cols_any.shape[1]
-    inked = rows_any.any(1).tolist()
-    top, bottom = rows_any.argmax(1).tolist(), (height - rows_any[:, ::-1].argmax(1)).tolist()
-    first, last = cols_any.argmax(1).tolist(), (width - cols_any[:, ::-1].argmax(1)).tolist()
+    inked, top, bottom, first, last = profile_bounds(*(ink_profiles(glyphs) if profiles is None else profiles))
     out = []
     for k, x in enumerate(layout.offsets):
         if not inked[k]:
@@ -200,6 +196,15 @@ def ink_boxes(
         left, right = math.floor(x0 * scale), min(layout.width, math.ceil(x1 * scale))
         out.append((left, top[k], right - left, bottom[k] - top[k]))
     return out
+
+
+def profile_bounds(rows_any: np.ndarray, cols_any: np.ndarray) -> tuple[list, list, list, list, list]:
+    """From `ink_profiles`: per glyph whether it holds ink, its first and past-the-last ink row
+    (top, bottom) and column (first, last), as lists."""
+    inked = rows_any.any(1).tolist()
+    top, bottom = rows_any.argmax(1).tolist(), (rows_any.shape[1] - rows_any[:, ::-1].argmax(1)).tolist()
+    first, last = cols_any.argmax(1).tolist(), (cols_any.shape[1] - cols_any[:, ::-1].argmax(1)).tolist()
+    return inked, top, bottom, first, last
 
 
 def ink_profiles(glyphs) -> tuple[np.ndarray, np.ndarray]:

@@ -272,13 +272,19 @@ def _cached_table(source: MnistSource, folder: Path) -> np.ndarray:
     return table
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, read a block at a time (MNIST's files, model weights, downloads)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def sample_is_intact() -> bool:
     """Whether the embedded sample matches the SHA-256 recorded in its PROVENANCE.json."""
     provenance = json.loads((SAMPLE_DIR / "PROVENANCE.json").read_text())
-    return all(
-        hashlib.sha256((SAMPLE_DIR / name).read_bytes()).hexdigest() == digest
-        for name, digest in provenance["files"].items()
-    )
+    return all(file_sha256(SAMPLE_DIR / name) == digest for name, digest in provenance["files"].items())
 
 
 __all__ = [

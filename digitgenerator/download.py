@@ -11,7 +11,6 @@ folder after `mnist_folder`, so every later command uses all 60,000 digits.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -19,20 +18,12 @@ from pathlib import Path
 
 from . import __version__, checks
 from .atomic import atomic_path
-from .data import data_home, mnist_resources
+from .data import data_home, file_sha256, mnist_resources
 
 MIRRORS_ENV = "MNIST_MIRRORS"  # space-separated base URLs in place of the table's (load_mnist.sh reads it too)
 DEFAULT_TIMEOUT = 10  # seconds without an answer before a mirror is given up
 MAX_TIMEOUT = 9999
 BLOCK = 1 << 16
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fetch(url: str, target: Path, digest: str, timeout: float) -> None:
@@ -45,7 +36,7 @@ def _fetch(url: str, target: Path, digest: str, timeout: float) -> None:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise _Skip(f"did not answer or refused ({reason})", unreachable=True) from None
-        if _sha256(Path(tmp)) != digest:
+        if file_sha256(tmp) != digest:
             raise _Skip("sent a file with the wrong checksum")
 
 
@@ -73,7 +64,7 @@ def download(folder: str | os.PathLike | None = None, mirrors: list[str] | None 
     failed, why, unreachable = [], {}, set()
     for name in files or list(table):
         target, digest = dest / name, table[name]
-        if target.is_file() and _sha256(target) == digest:
+        if target.is_file() and file_sha256(target) == digest:
             log(f"{name}: already there, checksum ok")
             continue
         for base in mirrors:

@@ -65,8 +65,9 @@ def _generator(task: Task):
         with warnings.catch_warnings():  # a worker elsewhere: the client has told the user where the digits come from
             warnings.simplefilter("ignore", EmbeddedSampleWarning)
             gen = Digitgenerator(task.gen_args[0], task.gen_args[1], model_dir=task.gen_args[2])
-        if tuple(sorted(digit_source(task.spec, gen).items())) != task.digits:
-            raise ValueError(f"this worker's digits ({digit_source(task.spec, gen)}) are not the job's ({dict(task.digits)}); "
+        mine = digit_source(task.spec, gen)
+        if tuple(sorted(mine.items())) != task.digits:
+            raise ValueError(f"this worker's digits ({mine}) are not the job's ({dict(task.digits)}); "
                              "give every worker the same MNIST files and model")
         _generators.clear()  # one job at a time per process
         _generators[task] = gen

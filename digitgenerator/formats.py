@@ -21,7 +21,7 @@ import zlib
 from pathlib import Path
 
 from . import checks
-from .atomic import atomic_path
+from .atomic import atomic_path, atomic_write_bytes
 from .png import encode_png
 
 FORMATS = ("png", "webdataset")
@@ -52,8 +52,8 @@ def png_bytes(spec, gray, tar: bool = False) -> bytes:
     return encode_png(gray, PNG_LEVEL, strategy)
 
 
-def row(index: int, item) -> dict:
-    """The manifest row of image `index` (without its file name)."""
+def row(item) -> dict:
+    """The manifest row of an item (without its file name)."""
     image, text, boxes, inked = item
     return {"text": text, "boxes": boxes, "ink_boxes": inked, "width": int(image.shape[1]), "height": int(image.shape[0])}
 
@@ -74,13 +74,11 @@ def image_name(index: int) -> str:
 
 def write_pngs(out: Path, spec, indices, items) -> list[dict]:
     """Write each image as DIR/NNNNNNN.png (atomically); their manifest rows."""
-    from .atomic import atomic_write_bytes
-
     rows = []
     for index, item in zip(indices, items):
         name = image_name(index)
         atomic_write_bytes(os.path.join(out, name), png_bytes(spec, item[0]))
-        rows.append({"file": name, **row(index, item)})
+        rows.append({"file": name, **row(item)})
     return rows
 
 

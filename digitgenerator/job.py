@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .atomic import atomic_write_bytes
+from .data import file_sha256
 from .spec import DatasetSpec
 
 JOB_FILE = "dataset.json"
@@ -96,16 +97,6 @@ def job_lock(out: Path, name: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def digit_source(spec: DatasetSpec, gen) -> dict:
     """What the job's digits are made from: the MNIST files' or the CVAE files' SHA-256.
 
@@ -116,8 +107,8 @@ def digit_source(spec: DatasetSpec, gen) -> dict:
         from .model import CONFIG_FILE, WEIGHTS_FILE, find_model_dir
 
         folder = gen.vae.model_dir or find_model_dir(gen.model_dir)
-        return {"model_sha256": _sha256(folder / WEIGHTS_FILE), "config_sha256": _sha256(folder / CONFIG_FILE)}
-    return {"images_sha256": _sha256(gen.source.images), "labels_sha256": _sha256(gen.source.labels),
+        return {"model_sha256": file_sha256(folder / WEIGHTS_FILE), "config_sha256": file_sha256(folder / CONFIG_FILE)}
+    return {"images_sha256": file_sha256(gen.source.images), "labels_sha256": file_sha256(gen.source.labels),
             "embedded_sample": gen.source.is_sample}
 
 

@@ -17,7 +17,6 @@ latent prior used for sampling (see `Vae.sample`).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import zipfile
@@ -317,10 +316,6 @@ def read_npz(path: Path, expected: dict[str, tuple[int, ...]]) -> dict[str, np.n
                 array = array.reshape(shape, order="F" if fortran else "C")
                 out[name] = array.astype(np.float32)
     return out
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class Vae:

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import checks
 from .augment import Augment
-from .compose import FITS, MAX_WIDTH, check_layout_width, check_spacing, check_width, compose, ink_boxes, ink_profiles
+from .compose import FITS, MAX_WIDTH, check_layout_width, check_spacing, check_width, compose, ink_boxes, ink_profiles, profile_bounds
 from .data import IMAGE_SIZE, NUM_CLASSES
 from .realistic import Realistic
 
@@ -158,10 +158,7 @@ def _natural_boxes(spec: DatasetSpec, texts: list[str], stored: np.ndarray, glyp
     the whole chunk. Composing number by number cost twice as much.
     """
     lo, hi = spec.spacing
-    rows_any, cols_any = ink_profiles(glyphs)
-    inked = rows_any.any(1).tolist()
-    top, bottom = rows_any.argmax(1).tolist(), (IMAGE_SIZE - rows_any[:, ::-1].argmax(1)).tolist()
-    first, last = cols_any.argmax(1).tolist(), (IMAGE_SIZE - cols_any[:, ::-1].argmax(1)).tolist()
+    inked, top, bottom, first, last = profile_bounds(*ink_profiles(glyphs))
     items, start = [], 0
     for text, rng in zip(texts, rngs):
         n = len(text)

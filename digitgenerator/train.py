@@ -26,8 +26,8 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_path, atomic_write_bytes
-from .data import NUM_CLASSES
-from .model import CONFIG_FILE, DEFAULT_CONFIG, WEIGHTS_FILE, Vae, file_sha256, one_hot
+from .data import NUM_CLASSES, file_sha256
+from .model import CONFIG_FILE, DEFAULT_CONFIG, WEIGHTS_FILE, Vae, one_hot
 from .noise import MAX_TRAIN_NOISE, corrupt
 
 KERAS_WEIGHTS_FILE = "cvae.weights.h5"  # the Keras checkpoint, for resuming training
