@@ -16,11 +16,13 @@ For each configuration (a list of `digitgenerator-dataset` flags) this script
    package's layout code, and are 3-6 digits long (postcodes, amounts). Every
    image, training or test, is cut to its ink rows (from the manifest's ink
    boxes for training images) plus 2 px, as a line finder would, so that no
-   generator's canvas height sets the scale the recognizer sees.
+   generator's canvas height sets the scale the recognizer sees, and
+   contrast-normalised (paper to 0, ink to 1), as an OCR front end would, so
+   that neither grey scanned paper nor pure black and white sets its levels.
 It reports sequence accuracy (the whole number read exactly) and character
 error rate (edit distance / digits).
 
-    python bench/ocr.py                          # the README table (about 10 min per configuration on 2 cores)
+    python bench/ocr.py                          # the README table (about 18 min per configuration on 2 cores)
     python bench/ocr.py --train 4000 --epochs 3  # a quick look
     python bench/ocr.py --config realistic       # one row
 
@@ -54,6 +56,8 @@ TEST_HEIGHT = 32
 LINE_MARGIN = 2  # every image is cut to its ink rows plus this much, so that the canvas height of neither
 # the training images nor the test numbers sets the scale the recognizer sees
 BATCH = 64
+INK_PERCENTILE = 99.5  # the ink level of contrast normalisation (the darkest 0.5% may be noise or overlaps)
+MIN_CONTRAST = 0.05  # a nearly blank image is not stretched into noise
 
 CONFIGS = {
     "default": [],
@@ -124,14 +128,22 @@ def crop_rows(image: np.ndarray, top: int, bottom: int) -> np.ndarray:
 
 
 def to_input(image: np.ndarray) -> np.ndarray:
-    """An ink-positive float image (H, W) as the recognizer's (INPUT_HEIGHT, INPUT_WIDTH) input."""
+    """An ink-positive float image (H, W) as the recognizer's (INPUT_HEIGHT, INPUT_WIDTH) input.
+
+    Resized to INPUT_HEIGHT, then contrast-normalised as an OCR front end does:
+    the paper level (the median: most of a line is paper) goes to 0 and the ink
+    level (the INK_PERCENTILE-th percentile) to 1, so that neither a scan's grey
+    paper and faint ink nor a clean image's pure black and white sets what the
+    recognizer sees. Padded with paper on the right to INPUT_WIDTH.
+    """
     from PIL import Image
 
     h, w = image.shape
     new_w = min(INPUT_WIDTH, max(1, round(w * INPUT_HEIGHT / h)))
     small = np.asarray(Image.fromarray(image.astype(np.float32), mode="F").resize((new_w, INPUT_HEIGHT), Image.Resampling.BILINEAR))
+    paper, ink = np.percentile(small, [50, INK_PERCENTILE])
     out = np.zeros((INPUT_HEIGHT, INPUT_WIDTH), np.float32)
-    out[:, :new_w] = np.clip(small, 0, 1)
+    out[:, :new_w] = np.clip((small - paper) / max(ink - paper, MIN_CONTRAST), 0, 1)
     return out
 
 

@@ -1,6 +1,6 @@
 """Speed of the things users wait for. Prints a Markdown table of medians and ratios.
 
-    python bench/speed.py [--repeat 7] [--quick]
+    python bench/speed.py [--repeat 7] [--quick] [--only webdataset] [--rounds 3]
 
 Run from anywhere once the package is installed (or from the repo root). Each
 figure is a median over --repeat runs taken in this one invocation; the cold
@@ -11,6 +11,7 @@ the same machine load.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import statistics
@@ -63,13 +64,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="digitgenerator speed figures")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="smaller dataset runs")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the WebDataset jobs (20 s each)")
     parser.add_argument("--only", choices=("webdataset",), help="only the WebDataset export rows")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.only:
-            rows += webdataset_rows(tmp, 20_000 if args.quick else 100_000)
+            rows += webdataset_rows(tmp, 20_000 if args.quick else 100_000, args.rounds)
             print_table(rows)
             return 0
         ours, base = cold_cli(["--digits", "1", "3", "5", "--outfile", "a.png"], args.repeat, tmp)
@@ -123,33 +125,40 @@ def main(argv=None) -> int:
             rows.append((f"dataset export to {place}, 8 digits, {what}, {workers} worker(s)", f"{rate:,.0f} images/s",
                          f"{rate / workers:,.0f} /s per worker", targets.get((source, realistic), "")))
 
-        rows += webdataset_rows(tmp, 20_000 if args.quick else 100_000)
+        rows += webdataset_rows(tmp, 20_000 if args.quick else 100_000, args.rounds)
     print_table(rows)
     return 0
 
 
-def webdataset_rows(tmp: Path, count: int) -> list[tuple[str, ...]]:
-    """`digitgenerator-dataset --count N --length 8 8 --format webdataset`: one and two workers, and Dask."""
-    rows, rates = [], {}
+def webdataset_rows(tmp: Path, count: int, repeat: int) -> list[tuple[str, ...]]:
+    """`digitgenerator-dataset --count N --length 8 8 --format webdataset`: one and two workers, and Dask.
+
+    Whole jobs, start-up included (a Dask cluster's too), `repeat` rounds with
+    the configurations interleaved so that all of them see the same machine load;
+    each figure is the median of its rounds, each ratio a ratio of medians.
+    """
     spec = DatasetSpec(count=count, length=(8, 8))
     runs = [("local processes", 1, None), ("local processes", 2, None)]
-    try:
-        import distributed  # noqa: F401
-
+    if importlib.util.find_spec("distributed") is not None:
         runs += [("--dask local", 1, "local"), ("--dask local", 2, "local")]
-    except ModuleNotFoundError:
-        pass
+    times: dict[tuple, list[float]] = {run: [] for run in runs}
+    for _ in range(repeat):
+        for run in runs:
+            out = Path(tempfile.mkdtemp(dir=tmp, prefix="digitgenerator-bench-"))
+            start = time.perf_counter()
+            export(spec, out, workers=run[1], progress=False, format="webdataset", dask=run[2])
+            times[run].append(time.perf_counter() - start)
+            shutil.rmtree(out)
+    rates = {(how, workers): count / statistics.median(times[how, workers, dask]) for how, workers, dask in runs}
+    rows = []
     for how, workers, dask in runs:
-        out = Path(tempfile.mkdtemp(dir=tmp, prefix="digitgenerator-bench-"))
-        start = time.perf_counter()
-        export(spec, out, workers=workers, progress=False, format="webdataset", dask=dask)
-        rate = rates[how, workers] = count / (time.perf_counter() - start)
-        shutil.rmtree(out)
+        rate = rates[how, workers]
         speed_up = f", {rate / rates['local processes', 1]:.2f}x one worker" if workers > 1 else ""
         if dask and workers > 1:
             speed_up += f", {rate / rates[how, 1]:.2f}x one Dask worker"
+        spread = ", ".join(f"{count / t:,.0f}" for t in times[how, workers, dask])
         rows.append((f"webdataset export to disk, {count:,} x 8 digits, mnist, {how}, {workers} worker(s)",
-                     f"{rate:,.0f} images/s", f"{rate / workers:,.0f} /s per worker{speed_up}",
+                     f"{rate:,.0f} images/s (runs: {spread})", f"{rate / workers:,.0f} /s per worker{speed_up}",
                      ">= 5,000 /s per core" + ("; 2 workers >= 1.7x" if workers > 1 else "")))
     return rows
 

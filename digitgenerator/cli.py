@@ -289,11 +289,12 @@ def _dask_address(text: str) -> str:
 
 def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.ArgumentParser:
     from .formats import DEFAULT_SHARD_SIZE, FORMATS, MAX_SHARD_SIZE
+    from .spec import MAX_COUNT, MAX_LENGTH
 
     p = OneLineParser(prog=prog, description="Write N labelled digit-sequence images and a JSON Lines manifest, for OCR training.")
-    p.add_argument("--count", "-n", type=_int_in(0, 1_000_000_000, "--count"), required=True, help="number of images (whole job, all shards)")
+    p.add_argument("--count", "-n", type=_int_in(0, MAX_COUNT, "--count"), required=True, help="number of images (whole job, all shards)")
     p.add_argument("--out", required=True, help="output folder (created); re-run the same command to resume")
-    p.add_argument("--length", nargs=2, type=_int_in(1, 1000, "length"), default=[1, 8], metavar=("MIN", "MAX"), help="digits per image (default: 1 8)")
+    p.add_argument("--length", nargs=2, type=_int_in(1, MAX_LENGTH, "length"), default=[1, 8], metavar=("MIN", "MAX"), help="digits per image (default: 1 8)")
     p.add_argument("--spacing", nargs=2, type=_int_in(0, MAX_WIDTH, "spacing"), default=None, metavar=("MIN", "MAX"), help="pixels between digits (default: 4 4)")
     p.add_argument("--width", type=_int_in(0, MAX_WIDTH, "--width"), default=None, help="exact image width (default: natural)")
     p.add_argument("--stretch", action="store_true", help="resize digits to meet --width when spacing cannot")
@@ -309,7 +310,7 @@ def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.Argum
     p.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N", help="write only part I of N of the job (0-based), for one machine of N")
     p.add_argument("--format", choices=FORMATS, default="png",
                    help="png: a PNG per image and a manifest; webdataset: tar shards of PNG + JSON samples (default: png)")
-    p.add_argument("--shard-size", type=_int_in(1, MAX_SHARD_SIZE, "--shard-size"), default=DEFAULT_SHARD_SIZE, metavar="N",
+    p.add_argument("--shard-size", type=_int_in(1, MAX_SHARD_SIZE, "--shard-size"), default=None, metavar="N",
                    help=f"with --format webdataset: images per tar shard (default: {DEFAULT_SHARD_SIZE})")
     p.add_argument("--dask", type=_dask_address, default=None, metavar="ADDRESS",
                    help="run on a Dask cluster: tcp://HOST:PORT of its scheduler, or 'local' for --workers processes here")
@@ -326,6 +327,9 @@ def _dataset(args) -> int:
     from .dataset import DatasetSpec, export
     from .formats import DEFAULT_SHARD_SIZE
 
+    if args.shard_size is not None and args.format != "webdataset":
+        raise UsageError("--shard-size applies to --format webdataset")
+    shard_size = DEFAULT_SHARD_SIZE if args.shard_size is None else args.shard_size
     if args.source == "cvae":
         _quiet_about_the_sample()
     spec = DatasetSpec(
@@ -335,19 +339,17 @@ def _dataset(args) -> int:
         augment=Augment(rotate=args.rotate, shear=args.shear, elastic=args.elastic, thickness=args.thickness),
         realistic=_realistic_from_args(args),
     )
-    if args.shard_size != DEFAULT_SHARD_SIZE and args.format != "webdataset":
-        raise UsageError("--shard-size applies to --format webdataset")
     if args.dask is not None and args.shard != (0, 1):
         raise UsageError("--dask runs the whole job across the cluster; leave out --shard")
     result = export(spec, args.out, args.shard, args.workers, args.mnist_folder, args.cache_dir,
                     args.model_dir, progress=not args.no_progress, format=args.format,
-                    shard_size=args.shard_size, dask=args.dask)
+                    shard_size=shard_size, dask=args.dask)
     if args.format == "png":
         with open(result, encoding="utf-8") as f:
             print(f"{result}: {sum(1 for _ in f)} images")
     else:
         shards = sorted(result.glob("shard-*.tar"))
-        print(f"{result}: {len(shards)} tar shards of up to {args.shard_size} images")
+        print(f"{result}: {len(shards)} tar shards of up to {shard_size} images")
     return 0
 
 

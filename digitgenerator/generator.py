@@ -208,8 +208,10 @@ class Digitgenerator:
         except (TypeError, ValueError):
             raise ValueError(f"image must be a (28, 28) array of numbers in [0, 1], got {image!r:.60}") from None
         if image.shape != (IMAGE_SIZE, IMAGE_SIZE) or not np.all((image >= 0) & (image <= 1)):
-            raise ValueError(f"image must be a (28, 28) array in [0, 1] (no NaN), got shape {image.shape} "
-                             f"with values {np.nanmin(image) if image.size else 'none'}..{np.nanmax(image) if image.size else ''}")
+            finite = image[np.isfinite(image)]
+            values = f"{finite.min()}..{finite.max()}" if finite.size else "none finite"
+            nan = ", with NaN" if np.isnan(image).any() else ""
+            raise ValueError(f"image must be a (28, 28) array in [0, 1] (no NaN), got shape {image.shape} with values {values}{nan}")
         return self.vae.encode(image[None], check_digits([label]))[0][0]
 
     def denoise(

@@ -169,7 +169,26 @@ def _extent(mask: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return line.argmax(1), size - 1 - line[:, ::-1].argmax(1), ~line.any(1)
 
 
-def warp(glyphs: np.ndarray, scales: np.ndarray, slants: np.ndarray) -> np.ndarray:
+def glyph_bounds(glyphs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """What `warp` needs to know of each glyph (n, h, w): its ink centre (cy, cx) and how far
+    its support (every non-zero pixel) reaches from it (up/down, left/right), float (n,) each.
+
+    A glyph without ink is centred on its image; one without support reaches nowhere.
+    Computed for a whole chunk of glyphs at once (numpy's per-call cost dominates per number).
+    """
+    n, h, w = glyphs.shape
+    r0, r1, blank = _extent(glyphs > INK_THRESHOLD, 2)
+    c0, c1, _ = _extent(glyphs > INK_THRESHOLD, 1)
+    cy = np.where(blank, (h - 1) / 2, (r0 + r1) / 2)
+    cx = np.where(blank, (w - 1) / 2, (c0 + c1) / 2)
+    sr0, sr1, empty = _extent(glyphs >= FAINT, 2)
+    sc0, sc1, _ = _extent(glyphs >= FAINT, 1)
+    reach_v = np.where(empty, 0, np.maximum(cy - sr0, sr1 - cy) + 1)
+    reach_u = np.where(empty, 0, np.maximum(cx - sc0, sc1 - cx) + 1)
+    return cy, cx, reach_v, reach_u
+
+
+def warp(glyphs: np.ndarray, scales: np.ndarray, slants: np.ndarray, bounds: tuple | None = None) -> np.ndarray:
     """Resize and slant each glyph about its ink centre: (n, h, w) -> float32 tiles (n, TH, TW).
 
     Tile pixel (i, j) sits at integer offsets (v, u) = (i - TH // 2, j - TW // 2)
@@ -181,19 +200,14 @@ def warp(glyphs: np.ndarray, scales: np.ndarray, slants: np.ndarray) -> np.ndarr
     Bilinear interpolation is separable: each tile row first blends two source
     rows (y depends on the row alone), then two neighbouring source columns,
     fetched as one pair per pixel.
+    bounds: `glyph_bounds(glyphs)`, when the caller has it.
     """
     n, h, w = glyphs.shape
     glyphs = np.where(glyphs < FAINT, np.float32(0), glyphs.astype(np.float32))
-    ink = glyphs > INK_THRESHOLD
-    r0, r1, blank = _extent(ink, 2)
-    c0, c1, _ = _extent(ink, 1)
-    cy = np.where(blank, (h - 1) / 2, (r0 + r1) / 2)
-    cx = np.where(blank, (w - 1) / 2, (c0 + c1) / 2)
+    cy, cx, reach_v, reach_u = glyph_bounds(glyphs) if bounds is None else bounds
     # Tile size: where the warped support (every non-zero pixel, one more for interpolation) can reach.
-    sr0, sr1, empty = _extent(glyphs > 0, 2)
-    sc0, sc1, _ = _extent(glyphs > 0, 1)
-    reach_v = np.where(empty, 0, scales * (np.maximum(cy - sr0, sr1 - cy) + 1))
-    reach_u = np.where(empty, 0, scales * (np.maximum(cx - sc0, sc1 - cx) + 1) + np.abs(slants) * reach_v)
+    reach_v = scales * reach_v
+    reach_u = scales * reach_u + np.abs(slants) * reach_v
     th = min(TILE, 2 * int(np.ceil(reach_v.max(initial=0))) + 3)
     tw = min(TILE, 2 * int(np.ceil(reach_u.max(initial=0))) + 3)
     v = (np.arange(th) - th // 2).astype(np.float32)
@@ -244,13 +258,15 @@ class Placement:
 
 def _ink_extents(tiles: np.ndarray) -> np.ndarray:
     """(n, 4) int: first row, last row + 1, first column, last column + 1 of each tile's ink."""
-    ink = tiles > INK_THRESHOLD
-    r0, r1, blank = _extent(ink, 2)
-    c0, c1, _ = _extent(ink, 1)
-    mid_r, mid_c = tiles.shape[1] // 2, tiles.shape[2] // 2
-    r0, r1 = np.where(blank, mid_r, r0), np.where(blank, mid_r, r1) + 1
-    c0, c1 = np.where(blank, mid_c, c0), np.where(blank, mid_c, c1) + 1
-    return np.stack([r0, r1, c0, c1], axis=1).astype(np.int64)
+    n, th, tw = tiles.shape
+    rows = tiles.max(axis=2) > INK_THRESHOLD  # (n, TH): rows holding ink
+    cols = tiles.max(axis=1) > INK_THRESHOLD  # (n, TW)
+    r0, r1 = rows.argmax(1), th - rows[:, ::-1].argmax(1)
+    c0, c1 = cols.argmax(1), tw - cols[:, ::-1].argmax(1)
+    out = np.stack([r0, r1, c0, c1], axis=1).astype(np.int64)
+    blank = ~rows[np.arange(n), r0]
+    out[blank] = [th // 2, th // 2 + 1, tw // 2, tw // 2 + 1]
+    return out
 
 
 def place(tiles: np.ndarray, d: Draw, height: int, ext: np.ndarray | None = None) -> Placement:
@@ -286,17 +302,15 @@ def place(tiles: np.ndarray, d: Draw, height: int, ext: np.ndarray | None = None
         cells = np.zeros((0, 2), np.int64)
         width = max(x + w for x, w in zip(lefts, ink_w)) + MARGIN
     corners = np.array([[t - e[0], x - e[2]] for t, x, e in zip(ink_top, lefts, ext)], np.int64)
-    boxes = np.array([[x, t, w, h] for x, t, w, h in zip(lefts, ink_top, ink_w, ink_h)], np.int64)
-    return Placement(tiles, corners, _clip_boxes(boxes, height, width), height, width, cells)
+    boxes = [_clip_box(x, t, w, h, width, height) for x, t, w, h in zip(lefts, ink_top, ink_w, ink_h)]
+    return Placement(tiles, corners, np.array(boxes, np.int64).reshape(-1, 4), height, width, cells)
 
 
-def _clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Boxes cut to the image (ink beyond the edge is not in the image)."""
-    x0 = np.clip(boxes[:, 0], 0, width)
-    y0 = np.clip(boxes[:, 1], 0, height)
-    x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width)
-    y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height)
-    return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+def _clip_box(x: int, y: int, w: int, h: int, width: int, height: int) -> list[int]:
+    """A box cut to the image (ink beyond the edge is not in the image)."""
+    x0, y0 = min(max(x, 0), width), min(max(y, 0), height)
+    x1, y1 = min(max(x + w, 0), width), min(max(y + h, 0), height)
+    return [x0, y0, x1 - x0, y1 - y0]
 
 
 def render(p: Placement, only: int | None = None) -> np.ndarray:
@@ -353,9 +367,12 @@ def write_numbers(glyph_sets: list[np.ndarray], hand: Handwriting, draws: list[D
     glyphs = np.concatenate([np.asarray(g, np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE) for g in glyph_sets])
     strokes = np.concatenate([d.strokes for d in draws])
     glyphs = np.clip(change_stroke(glyphs, strokes), 0, 1)
+    glyphs[glyphs < FAINT] = 0
+    bounds = glyph_bounds(glyphs)
     out, start = [], 0
     for n, d in zip(sizes, draws):
-        tiles = warp(glyphs[start : start + n], d.scales, d.slants)
+        part = slice(start, start + n)
+        tiles = warp(glyphs[part], d.scales, d.slants, tuple(b[part] for b in bounds))
         out.append(place(tiles, d, hand.height))
         start += n
     return out

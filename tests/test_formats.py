@@ -133,6 +133,7 @@ def test_resuming_in_another_format_or_shard_size_is_refused(tmp_path, capsys):
     (["--format", "webdataset", "--shard-size", "0"], "--shard-size"),
     (["--format", "webdataset", "--shard-size", "1000001"], "--shard-size"),
     (["--shard-size", "10"], "applies to --format webdataset"),
+    (["--shard-size", "10000"], "applies to --format webdataset"),  # even the default size, when given
     (["--dask", "nonsense"], "--dask must be"),
     (["--dask", "http://127.0.0.1:8786"], "--dask must be"),
     (["--dask", "local", "--shard", "0/2"], "leave out --shard"),
@@ -222,10 +223,13 @@ def test_progress_counts_the_shards_already_made(tmp_path, capsys):
     assert " 15/15 images" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_the_default_shard_size_is_ten_thousand():
-    from digitgenerator.cli import build_dataset_parser
-
-    assert build_dataset_parser().parse_args(["--count", "1", "--out", "x"]).shard_size == 10_000
+def test_the_default_shard_size_is_ten_thousand(tmp_path, capsys):
+    assert run("--count", "10001", "--length", "1", "1", "--out", "wd", "--format", "webdataset") == 0
+    assert "2 tar shards of up to 10000 images" in capsys.readouterr().out
+    with tarfile.open(tmp_path / "wd" / "shard-000000.tar") as tar:
+        assert len(tar.getnames()) == 2 * 10_000
+    with tarfile.open(tmp_path / "wd" / "shard-000001.tar") as tar:
+        assert tar.getnames() == ["0010000.png", "0010000.json"]
 
 
 def test_export_shows_progress_unless_asked_not_to(tmp_path, capsys):

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 import zlib
 
 import numpy as np
@@ -374,7 +375,12 @@ def test_a_killed_generate_png_leaves_no_temporary_behind(tmp_path):
 def test_style_of_a_nan_image_is_refused(random_model):
     gen = Digitgenerator(model_dir=random_model)
     image = np.full((28, 28), np.nan, np.float32)
-    with pytest.raises(ValueError, match=r"\(28, 28\) array in \[0, 1\]"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one clear error, no numpy warning on the way
+        with pytest.raises(ValueError, match=r"\(28, 28\) array in \[0, 1\].*none finite, with NaN"):
+            gen.style_of(image, 3)
+    image[0, 0] = 2.0
+    with pytest.raises(ValueError, match=r"values 2.0..2.0, with NaN"):
         gen.style_of(image, 3)
     with pytest.raises(ValueError, match="28, 28"):
         gen.style_of(np.zeros((5, 5)), 3)

@@ -125,6 +125,38 @@ def test_warp_scales_and_slants_as_asked():
     assert rows[0].mean() - rows[-1].mean() == pytest.approx(np.tan(np.deg2rad(20)) * 9, abs=1.0)
 
 
+def test_warp_keeps_faint_ink_far_from_the_strokes():
+    glyph = np.zeros((1, 28, 28), np.float32)
+    glyph[0, 9:20, 9:20] = 1  # ink centred on pixel (14, 14): at size 1 the warp samples whole pixels
+    glyph[0, 14, 2] = glyph[0, 26, 14] = 0.05  # faint specks 12 px left of and below the centre, under the ink threshold
+    tile = warp(glyph, np.array([1.0]), np.array([0.0]))[0]
+    assert tile.sum() == pytest.approx(glyph.sum(), abs=1e-4)
+
+
+def test_a_blank_digit_holds_its_place(gen):
+    rng = np.random.default_rng(5)
+    glyphs = gen.real_digits(np.array([3, 8, 1]), rng)
+    blank = glyphs.copy()
+    blank[1] = 0
+    hand = Handwriting(gap=(2, 2), jitter=0, digit_scale=0, slant=0, digit_slant=0, stroke=0, digit_stroke=0, scale=(1, 1))
+    d = draw(hand, 3, np.random.default_rng(1))
+    with_blank = write_numbers([blank], hand, [d])[0]
+    x, y, w, h = with_blank.boxes[1]
+    assert (w, h) == (1, 1), "a digit without ink is a one-pixel placeholder"
+    left, right = with_blank.boxes[0], with_blank.boxes[2]
+    assert x == left[0] + left[2] + 2 and right[0] == x + 1 + 2
+    assert render(with_blank, only=1).max() == 0
+    # The other digits are drawn as they are without the blank between them.
+    whole = write_numbers([glyphs], hand, [d])[0]
+    for k in (0, 2):
+        np.testing.assert_array_equal(_ink_crop(render(with_blank, only=k)), _ink_crop(render(whole, only=k)))
+
+
+def _ink_crop(image):
+    rows, cols = np.flatnonzero(image.max(1) > 0), np.flatnonzero(image.max(0) > 0)
+    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
 def test_stroke_width_follows_the_draw(gen):
     rng = np.random.default_rng(0)
     glyphs = gen.real_digits(np.array([0]), rng)
