@@ -1,6 +1,6 @@
 """Speed of the things users wait for. Prints a Markdown table of medians and ratios.
 
-    python bench/speed.py [--repeat 7] [--quick] [--only webdataset] [--rounds 3]
+    python bench/speed.py [--repeat 7] [--quick] [--only webdataset|realistic] [--rounds 3]
 
 Run from anywhere once the package is installed (or from the repo root). Each
 figure is a median over --repeat runs taken in this one invocation; the cold
@@ -65,13 +65,17 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="smaller dataset runs")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the WebDataset jobs (20 s each)")
-    parser.add_argument("--only", choices=("webdataset",), help="only the WebDataset export rows")
+    parser.add_argument("--only", choices=("webdataset", "realistic"), help="only the WebDataset export rows, or only the --realistic ones")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if args.only:
+        if args.only == "webdataset":
             rows += webdataset_rows(tmp, 20_000 if args.quick else 100_000, args.rounds)
+            print_table(rows)
+            return 0
+        if args.only == "realistic":
+            rows += realistic_rows(tmp, 2000 if args.quick else 6000, args.rounds)
             print_table(rows)
             return 0
         ours, base = cold_cli(["--digits", "1", "3", "5", "--outfile", "a.png"], args.repeat, tmp)
@@ -160,6 +164,32 @@ def webdataset_rows(tmp: Path, count: int, repeat: int) -> list[tuple[str, ...]]
         rows.append((f"webdataset export to disk, {count:,} x 8 digits, mnist, {how}, {workers} worker(s)",
                      f"{rate:,.0f} images/s (runs: {spread})", f"{rate / workers:,.0f} /s per worker{speed_up}",
                      ">= 5,000 /s per core" + ("; 2 workers >= 1.7x" if workers > 1 else "")))
+    return rows
+
+
+def realistic_rows(tmp: Path, count: int, rounds: int) -> list[tuple[str, ...]]:
+    """`digitgenerator-dataset --count N --length 8 8 --realistic`, PNG files on disk and tmpfs and
+    WebDataset shards on disk, one and two workers: medians of `rounds` interleaved rounds."""
+    spec = DatasetSpec(count=count, length=(8, 8), realistic=True)
+    places = [("disk", tmp)] + ([("tmpfs", Path("/dev/shm"))] if Path("/dev/shm").is_dir() else [])
+    runs = [(f"PNG files on {place}", folder, "png", w) for place, folder in places for w in (1, 2)]
+    runs += [("WebDataset shards (8 per job) on disk", tmp, "webdataset", w) for w in (1, 2)]
+    times: dict[tuple, list[float]] = {run: [] for run in runs}
+    export(spec, Path(tempfile.mkdtemp(dir=tmp)), progress=False)  # warm the caches and the code paths
+    for _ in range(rounds):
+        for run in runs:
+            out = Path(tempfile.mkdtemp(dir=run[1], prefix="digitgenerator-bench-"))
+            start = time.perf_counter()
+            shards = {"shard_size": max(1, count // 8)} if run[2] == "webdataset" else {}  # work for both workers
+            export(spec, out, workers=run[3], progress=False, format=run[2], **shards)
+            times[run].append(time.perf_counter() - start)
+            shutil.rmtree(out)
+    rows = []
+    for run in runs:
+        rate = count / statistics.median(times[run])
+        spread = ", ".join(f"{count / t:,.0f}" for t in times[run])
+        rows.append((f"--realistic export, {count:,} x 8 digits, {run[0]}, {run[3]} worker(s)", f"{rate:,.0f} images/s (runs: {spread})",
+                     f"{rate / run[3]:,.0f} /s per worker", ">= 1,500 /s per core"))
     return rows
 
 

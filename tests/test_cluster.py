@@ -85,6 +85,18 @@ def test_dask_local_matches_one_process(tmp_path):
     assert files(tmp_path / "local") == files(tmp_path / "one")
 
 
+def test_dask_local_runs_from_an_interactive_session(tmp_path):
+    """A notebook or `python -` has no main file for spawned workers to import; forked ones need none."""
+    script = ("from digitgenerator.dataset import DatasetSpec, export\n"
+              "spec = DatasetSpec(count=120, length=(6, 8), seed=9)\n"
+              "export(spec, 'local', workers=2, progress=False, format='webdataset', shard_size=30, dask='local')\n"
+              "export(spec, 'one', progress=False, format='webdataset', shard_size=30)\n")
+    done = subprocess.run([sys.executable, "-W", "ignore", "-"], input=script, text=True, cwd=tmp_path,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert files(tmp_path / "local") == files(tmp_path / "one") and len(files(tmp_path / "one")) == 1 + 4
+
+
 def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
     code = dataset_main(["--count", "10", "--out", "x", "--dask", f"tcp://127.0.0.1:{free_port()}", *JOB])
     err = capsys.readouterr().err.strip().splitlines()
