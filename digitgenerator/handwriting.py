@@ -118,16 +118,15 @@ class Draw:
 def draw(hand: Handwriting, n: int, rng: np.random.Generator, cells: int = 0) -> Draw:
     """Draw the random choices of one n-digit number (one call to the generator, in a fixed layout)."""
     u = rng.random(3 + 5 * n - 1)
-    spread = lambda values, half: half * (2 * values - 1)  # noqa: E731 - uniform on [-half, half]
+    sym = 2 * u - 1  # uniform on [-1, 1]: times half, uniform on [-half, half]
     scale = hand.scale[0] + (hand.scale[1] - hand.scale[0]) * u[0]
-    slant, stroke = spread(u[1], hand.slant), spread(u[2], hand.stroke)
-    per_digit = u[3:].reshape(-1)
-    scales = scale * (1 + spread(per_digit[:n], hand.digit_scale))
-    slants = np.tan(np.deg2rad(slant + spread(per_digit[n : 2 * n], hand.digit_slant)))
-    strokes = stroke + spread(per_digit[2 * n : 3 * n], hand.digit_stroke)
-    dys = np.rint(spread(per_digit[3 * n : 4 * n], hand.jitter))
+    slant, stroke = hand.slant * sym[1], hand.stroke * sym[2]
+    scales = scale * (1 + hand.digit_scale * sym[3 : 3 + n])
+    slants = np.tan(np.deg2rad(slant + hand.digit_slant * sym[3 + n : 3 + 2 * n]))
+    strokes = stroke + hand.digit_stroke * sym[3 + 2 * n : 3 + 3 * n]
+    dys = np.rint(hand.jitter * sym[3 + 3 * n : 3 + 4 * n])
     span = hand.gap[1] - hand.gap[0] + 1
-    gaps = hand.gap[0] + np.minimum((per_digit[4 * n :] * span).astype(np.int64), span - 1)
+    gaps = hand.gap[0] + np.minimum((u[3 + 4 * n :] * span).astype(np.int64), span - 1)
     return Draw(scales, slants, strokes, gaps, dys, cells)
 
 
@@ -151,11 +150,15 @@ def change_stroke(glyphs: np.ndarray, strokes: np.ndarray) -> np.ndarray:
         if pick.size == 0:
             continue
         p = _padded(glyphs[pick])
-        morphed = p[:, 1:-1, 1:-1].copy()
-        for view in (p[:, :-2, 1:-1], p[:, 2:, 1:-1], p[:, 1:-1, :-2], p[:, 1:-1, 2:]):
+        centre = p[:, 1:-1, 1:-1]  # the glyphs themselves (the sets picked for each sign never share a glyph)
+        morphed = extreme(p[:, :-2, 1:-1], p[:, 2:, 1:-1])
+        for view in (p[:, 1:-1, :-2], p[:, 1:-1, 2:], centre):
             extreme(morphed, view, out=morphed)
-        amount = (sign * strokes[pick]).astype(np.float32)[:, None, None]
-        out[pick] += amount * (morphed - out[pick])
+        # centre + amount (morphed - centre), in place
+        morphed -= centre
+        morphed *= (sign * strokes[pick]).astype(np.float32)[:, None, None]
+        morphed += centre
+        out[pick] = morphed
     return out
 
 
@@ -200,11 +203,13 @@ def warp(glyphs: np.ndarray, scales: np.ndarray, slants: np.ndarray, bounds: tup
     Bilinear interpolation is separable: each tile row first blends two source
     rows (y depends on the row alone), then two neighbouring source columns,
     fetched as one pair per pixel.
-    bounds: `glyph_bounds(glyphs)`, when the caller has it.
+    bounds: `glyph_bounds(glyphs)` of float32 glyphs already zero below FAINT, when the caller has them.
     """
     n, h, w = glyphs.shape
-    glyphs = np.where(glyphs < FAINT, np.float32(0), glyphs.astype(np.float32))
-    cy, cx, reach_v, reach_u = glyph_bounds(glyphs) if bounds is None else bounds
+    if bounds is None:
+        glyphs = np.where(glyphs < FAINT, np.float32(0), glyphs.astype(np.float32))
+        bounds = glyph_bounds(glyphs)
+    cy, cx, reach_v, reach_u = bounds
     # Tile size: where the warped support (every non-zero pixel, one more for interpolation) can reach.
     reach_v = scales * reach_v
     reach_u = scales * reach_u + np.abs(slants) * reach_v
@@ -321,14 +326,15 @@ def render(p: Placement, only: int | None = None) -> np.ndarray:
     """
     light = np.ones((p.height, p.width), np.float32)
     th, tw = p.tiles.shape[1:]
-    for k, (tile, (top, left)) in enumerate(zip(p.tiles, p.corners.tolist())):
+    clear = 1.0 - p.tiles  # each tile's transmittance, in one pass
+    for k, (tile, (top, left)) in enumerate(zip(clear, p.corners.tolist())):
         if only is not None and k != only:
             continue
         y0, x0 = max(0, top), max(0, left)
         y1, x1 = min(p.height, top + th), min(p.width, left + tw)
         if y1 > y0 and x1 > x0:
-            light[y0:y1, x0:x1] *= 1.0 - tile[y0 - top : y1 - top, x0 - left : x1 - left]
-    return 1.0 - light
+            light[y0:y1, x0:x1] *= tile[y0 - top : y1 - top, x0 - left : x1 - left]
+    return np.subtract(1.0, light, out=light)
 
 
 def fit_width(image: np.ndarray, boxes: np.ndarray, width: int | None, stretch: bool = False):

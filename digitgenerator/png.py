@@ -20,10 +20,11 @@ def to_uint8(image: np.ndarray, invert: bool = False) -> np.ndarray:
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2 or image.size == 0:
         raise ValueError(f"expected a non-empty 2-D image, got shape {image.shape}")
-    gray = np.clip(image, 0.0, 1.0)
+    gray = np.clip(image, 0.0, 1.0)  # a new array: the passes below work in place
     if invert:
-        gray = 1.0 - gray
-    return np.rint(gray * 255.0).astype(np.uint8)
+        np.subtract(1.0, gray, out=gray)
+    gray *= 255.0
+    return np.rint(gray, out=gray).astype(np.uint8)
 
 
 def check_png_path(filename: str | os.PathLike) -> Path:
