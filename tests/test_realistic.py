@@ -82,9 +82,11 @@ def test_boxes_are_where_each_digits_ink_landed(gen, seed):
 def test_one_slant_and_size_per_number_with_small_variation():
     hand = Handwriting()
     rng = np.random.default_rng(0)
-    spreads = []
+    spreads, sizes, pens = [], [], []
     for _ in range(200):
         d = draw(hand, 8, rng)
+        sizes.append(d.scales.mean())
+        pens.append(d.strokes.mean())
         slants = np.rad2deg(np.arctan(d.slants))
         assert np.ptp(slants) <= 2 * hand.digit_slant + 1e-9
         assert np.all(np.abs(slants) <= hand.slant + hand.digit_slant + 1e-9)
@@ -94,8 +96,16 @@ def test_one_slant_and_size_per_number_with_small_variation():
         assert np.all((d.gaps >= hand.gap[0]) & (d.gaps <= hand.gap[1]))
         assert np.all(np.abs(d.dys) <= np.ceil(hand.jitter))
         spreads.append(slants.mean())
-    # ... while numbers differ from each other by much more than their digits do.
+    # ... while numbers differ from each other by much more than their digits do,
     assert np.std(spreads) > 3 * hand.digit_slant / np.sqrt(3) / np.sqrt(8)
+    # and a number's size, slant and pen are drawn independently of each other.
+    assert np.abs(np.corrcoef([spreads, sizes, pens])[np.triu_indices(3, 1)]).max() < 0.3
+
+
+def test_the_largest_scale_is_allowed_and_no_more():
+    assert Handwriting(scale=(0.8, 1.6), digit_scale=0, height=60).scale == (0.8, 1.6)
+    with pytest.raises(ValueError, match="exceeds 1.6x"):
+        Handwriting(scale=(0.8, 1.6), digit_scale=0.01, height=60)
 
 
 def test_warp_is_the_same_alone_or_in_a_batch(gen):
