@@ -372,7 +372,8 @@ def write_numbers(glyph_sets: list[np.ndarray], hand: Handwriting, draws: list[D
     sizes = [len(g) for g in glyph_sets]
     glyphs = np.concatenate([np.asarray(g, np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE) for g in glyph_sets])
     strokes = np.concatenate([d.strokes for d in draws])
-    glyphs = np.clip(change_stroke(glyphs, strokes), 0, 1)
+    glyphs = change_stroke(glyphs, strokes)  # a new array: clipped and cleaned in place
+    np.clip(glyphs, 0, 1, out=glyphs)
     glyphs[glyphs < FAINT] = 0
     bounds = glyph_bounds(glyphs)
     out, start = [], 0
