@@ -134,61 +134,69 @@ def main(argv=None) -> int:
     return 0
 
 
-def webdataset_rows(tmp: Path, count: int, repeat: int) -> list[tuple[str, ...]]:
-    """`digitgenerator-dataset --count N --length 8 8 --format webdataset`: one and two workers, and Dask.
-
-    Whole jobs, start-up included (a Dask cluster's too), `repeat` rounds with
-    the configurations interleaved so that all of them see the same machine load;
-    each figure is the median of its rounds, each ratio a ratio of medians.
-    """
-    spec = DatasetSpec(count=count, length=(8, 8))
-    runs = [("local processes", 1, None), ("local processes", 2, None)]
-    if importlib.util.find_spec("distributed") is not None:
-        runs += [("--dask local", 1, "local"), ("--dask local", 2, "local")]
+def timed_rounds(runs: list[tuple], job, rounds: int) -> dict[tuple, list[float]]:
+    """Seconds of `job(run, out)` for each run, `rounds` rounds with the runs interleaved so that
+    all of them see the same machine load; each into a fresh folder `run[0]` gives, removed after."""
     times: dict[tuple, list[float]] = {run: [] for run in runs}
-    for _ in range(repeat):
+    for _ in range(rounds):
         for run in runs:
-            out = Path(tempfile.mkdtemp(dir=tmp, prefix="digitgenerator-bench-"))
+            out = Path(tempfile.mkdtemp(dir=run[0], prefix="digitgenerator-bench-"))
             start = time.perf_counter()
-            export(spec, out, workers=run[1], progress=False, format="webdataset", dask=run[2])
+            job(run, out)
             times[run].append(time.perf_counter() - start)
             shutil.rmtree(out)
-    rates = {(how, workers): count / statistics.median(times[how, workers, dask]) for how, workers, dask in runs}
+    return times
+
+
+def rate_cells(count: int, seconds: list[float]) -> tuple[float, str]:
+    """The median rate of `count` images in these times, and its table cell with every run's rate."""
+    rate = count / statistics.median(seconds)
+    return rate, f"{rate:,.0f} images/s (runs: {', '.join(f'{count / t:,.0f}' for t in seconds)})"
+
+
+def webdataset_rows(tmp: Path, count: int, rounds: int) -> list[tuple[str, ...]]:
+    """`digitgenerator-dataset --count N --length 8 8 --format webdataset`: one and two workers, and Dask.
+
+    Whole jobs, start-up included (a Dask cluster's too), medians of interleaved
+    rounds (`timed_rounds`); each ratio a ratio of medians.
+    """
+    spec = DatasetSpec(count=count, length=(8, 8))
+    runs = [(tmp, "local processes", 1, None), (tmp, "local processes", 2, None)]
+    if importlib.util.find_spec("distributed") is not None:
+        runs += [(tmp, "--dask local", 1, "local"), (tmp, "--dask local", 2, "local")]
+    times = timed_rounds(runs, lambda run, out: export(spec, out, workers=run[2], progress=False, format="webdataset",
+                                                       dask=run[3]), rounds)
+    rates = {run[1:3]: rate_cells(count, times[run]) for run in runs}
     rows = []
-    for how, workers, dask in runs:
-        rate = rates[how, workers]
-        speed_up = f", {rate / rates['local processes', 1]:.2f}x one worker" if workers > 1 else ""
+    for _, how, workers, dask in runs:
+        rate, cell = rates[how, workers]
+        speed_up = f", {rate / rates['local processes', 1][0]:.2f}x one worker" if workers > 1 else ""
         if dask and workers > 1:
-            speed_up += f", {rate / rates[how, 1]:.2f}x one Dask worker"
-        spread = ", ".join(f"{count / t:,.0f}" for t in times[how, workers, dask])
+            speed_up += f", {rate / rates[how, 1][0]:.2f}x one Dask worker"
         rows.append((f"webdataset export to disk, {count:,} x 8 digits, mnist, {how}, {workers} worker(s)",
-                     f"{rate:,.0f} images/s (runs: {spread})", f"{rate / workers:,.0f} /s per worker{speed_up}",
+                     cell, f"{rate / workers:,.0f} /s per worker{speed_up}",
                      ">= 5,000 /s per core" + ("; 2 workers >= 1.7x" if workers > 1 else "")))
     return rows
 
 
 def realistic_rows(tmp: Path, count: int, rounds: int) -> list[tuple[str, ...]]:
     """`digitgenerator-dataset --count N --length 8 8 --realistic`, PNG files on disk and tmpfs and
-    WebDataset shards on disk, one and two workers: medians of `rounds` interleaved rounds."""
+    WebDataset shards on disk, one and two workers: medians of interleaved rounds (`timed_rounds`)."""
     spec = DatasetSpec(count=count, length=(8, 8), realistic=True)
     places = [("disk", tmp)] + ([("tmpfs", Path("/dev/shm"))] if Path("/dev/shm").is_dir() else [])
-    runs = [(f"PNG files on {place}", folder, "png", w) for place, folder in places for w in (1, 2)]
-    runs += [("WebDataset shards (8 per job) on disk", tmp, "webdataset", w) for w in (1, 2)]
-    times: dict[tuple, list[float]] = {run: [] for run in runs}
+    runs = [(folder, f"PNG files on {place}", "png", w) for place, folder in places for w in (1, 2)]
+    runs += [(tmp, "WebDataset shards (8 per job) on disk", "webdataset", w) for w in (1, 2)]
+
+    def job(run, out):
+        shards = {"shard_size": max(1, count // 8)} if run[2] == "webdataset" else {}  # work for both workers
+        export(spec, out, workers=run[3], progress=False, format=run[2], **shards)
+
     export(spec, Path(tempfile.mkdtemp(dir=tmp)), progress=False)  # warm the caches and the code paths
-    for _ in range(rounds):
-        for run in runs:
-            out = Path(tempfile.mkdtemp(dir=run[1], prefix="digitgenerator-bench-"))
-            start = time.perf_counter()
-            shards = {"shard_size": max(1, count // 8)} if run[2] == "webdataset" else {}  # work for both workers
-            export(spec, out, workers=run[3], progress=False, format=run[2], **shards)
-            times[run].append(time.perf_counter() - start)
-            shutil.rmtree(out)
+    times = timed_rounds(runs, job, rounds)
     rows = []
     for run in runs:
-        rate = count / statistics.median(times[run])
-        spread = ", ".join(f"{count / t:,.0f}" for t in times[run])
-        rows.append((f"--realistic export, {count:,} x 8 digits, {run[0]}, {run[3]} worker(s)", f"{rate:,.0f} images/s (runs: {spread})",
+        rate, cell = rate_cells(count, times[run])
+        rows.append((f"--realistic export, {count:,} x 8 digits, {run[1]}, {run[3]} worker(s)", cell,
                      f"{rate / run[3]:,.0f} /s per worker", ">= 1,500 /s per core"))
     return rows
 

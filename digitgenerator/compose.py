@@ -198,13 +198,19 @@ def ink_boxes(
     return out
 
 
+def profile_extent(profile: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From a boolean profile (n, size) (which rows, or columns, of each glyph hold ink):
+    the first True index, one past the last, and whether there is any, (n,) each
+    (0, size and False for a glyph without ink)."""
+    return profile.argmax(1), profile.shape[1] - profile[:, ::-1].argmax(1), profile.any(1)
+
+
 def profile_bounds(rows_any: np.ndarray, cols_any: np.ndarray) -> tuple[list, list, list, list, list]:
     """From `ink_profiles`: per glyph whether it holds ink, its first and past-the-last ink row
     (top, bottom) and column (first, last), as lists."""
-    inked = rows_any.any(1).tolist()
-    top, bottom = rows_any.argmax(1).tolist(), (rows_any.shape[1] - rows_any[:, ::-1].argmax(1)).tolist()
-    first, last = cols_any.argmax(1).tolist(), (cols_any.shape[1] - cols_any[:, ::-1].argmax(1)).tolist()
-    return inked, top, bottom, first, last
+    top, bottom, inked = profile_extent(rows_any)
+    first, last, _ = profile_extent(cols_any)
+    return inked.tolist(), top.tolist(), bottom.tolist(), first.tolist(), last.tolist()
 
 
 def ink_profiles(glyphs) -> tuple[np.ndarray, np.ndarray]:

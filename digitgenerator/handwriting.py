@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import checks
-from .compose import INK_THRESHOLD
+from .compose import INK_THRESHOLD, profile_extent
 from .data import IMAGE_SIZE
 
 TILE = 96  # the largest tile a warped digit is drawn into: room for 1.6x size and 30 degrees of slant
@@ -165,13 +165,6 @@ def change_stroke(glyphs: np.ndarray, strokes: np.ndarray) -> np.ndarray:
 FAINT = 1.0 / 512  # glyph values below this (under half a grey level) are paper: they bound the warp's work
 
 
-def _extent(mask: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """First and last index along the other axis where mask (n, h, w) has a True, and which are empty."""
-    line = mask.any(axis=axis)
-    size = line.shape[1]
-    return line.argmax(1), size - 1 - line[:, ::-1].argmax(1), ~line.any(1)
-
-
 def glyph_bounds(glyphs: np.ndarray) -> tuple[np.ndarray, ...]:
     """What `warp` needs to know of each glyph (n, h, w): its ink centre (cy, cx) and how far
     its support (every non-zero pixel) reaches from it (up/down, left/right), float (n,) each.
@@ -180,14 +173,15 @@ def glyph_bounds(glyphs: np.ndarray) -> tuple[np.ndarray, ...]:
     Computed for a whole chunk of glyphs at once (numpy's per-call cost dominates per number).
     """
     n, h, w = glyphs.shape
-    r0, r1, blank = _extent(glyphs > INK_THRESHOLD, 2)
-    c0, c1, _ = _extent(glyphs > INK_THRESHOLD, 1)
-    cy = np.where(blank, (h - 1) / 2, (r0 + r1) / 2)
-    cx = np.where(blank, (w - 1) / 2, (c0 + c1) / 2)
-    sr0, sr1, empty = _extent(glyphs >= FAINT, 2)
-    sc0, sc1, _ = _extent(glyphs >= FAINT, 1)
-    reach_v = np.where(empty, 0, np.maximum(cy - sr0, sr1 - cy) + 1)
-    reach_u = np.where(empty, 0, np.maximum(cx - sc0, sc1 - cx) + 1)
+    ink, support = glyphs > INK_THRESHOLD, glyphs >= FAINT
+    r0, r_end, inked = profile_extent(ink.any(2))
+    c0, c_end, _ = profile_extent(ink.any(1))
+    cy = np.where(inked, (r0 + r_end - 1) / 2, (h - 1) / 2)
+    cx = np.where(inked, (c0 + c_end - 1) / 2, (w - 1) / 2)
+    sr0, sr_end, held = profile_extent(support.any(2))
+    sc0, sc_end, _ = profile_extent(support.any(1))
+    reach_v = np.where(held, np.maximum(cy - sr0, sr_end - 1 - cy) + 1, 0)
+    reach_u = np.where(held, np.maximum(cx - sc0, sc_end - 1 - cx) + 1, 0)
     return cy, cx, reach_v, reach_u
 
 
@@ -262,15 +256,13 @@ class Placement:
 
 
 def _ink_extents(tiles: np.ndarray) -> np.ndarray:
-    """(n, 4) int: first row, last row + 1, first column, last column + 1 of each tile's ink."""
+    """(n, 4) int: first row, last row + 1, first column, last column + 1 of each tile's ink
+    (a one-pixel box at the centre for a tile without ink)."""
     n, th, tw = tiles.shape
-    rows = tiles.max(axis=2) > INK_THRESHOLD  # (n, TH): rows holding ink
-    cols = tiles.max(axis=1) > INK_THRESHOLD  # (n, TW)
-    r0, r1 = rows.argmax(1), th - rows[:, ::-1].argmax(1)
-    c0, c1 = cols.argmax(1), tw - cols[:, ::-1].argmax(1)
+    r0, r1, inked = profile_extent(tiles.max(axis=2) > INK_THRESHOLD)  # rows holding ink
+    c0, c1, _ = profile_extent(tiles.max(axis=1) > INK_THRESHOLD)
     out = np.stack([r0, r1, c0, c1], axis=1).astype(np.int64)
-    blank = ~rows[np.arange(n), r0]
-    out[blank] = [th // 2, th // 2 + 1, tw // 2, tw // 2 + 1]
+    out[~inked] = [th // 2, th // 2 + 1, tw // 2, tw // 2 + 1]
     return out
 
 

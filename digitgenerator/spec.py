@@ -14,7 +14,7 @@ import numpy as np
 
 from . import checks
 from .augment import Augment
-from .compose import FITS, MAX_WIDTH, check_layout_width, check_spacing, check_width, compose, ink_boxes, ink_profiles, profile_bounds
+from .compose import FITS, check_layout_width, check_spacing, check_width, compose, ink_boxes, ink_profiles, profile_bounds
 from .data import IMAGE_SIZE, NUM_CLASSES
 from .realistic import Realistic
 
@@ -167,8 +167,7 @@ def _natural_boxes(spec: DatasetSpec, texts: list[str], stored: np.ndarray, glyp
         for gap in gaps:
             offsets.append(offsets[-1] + IMAGE_SIZE + gap)
         width = offsets[-1] + IMAGE_SIZE
-        if width > MAX_WIDTH:
-            check_layout_width(n, hi, width)
+        check_layout_width(n, hi, width)
         canvas = np.zeros((IMAGE_SIZE, width), np.uint8)
         boxes, ink = [], []
         for j, x in enumerate(offsets):
