@@ -87,23 +87,25 @@ REALISTIC_FLAGS = ("gap", "jitter", "scale", "slant", "stroke", "height", "guide
 
 
 def _realistic_options(parser) -> None:
-    from .handwriting import MAX_GAP, MAX_HEIGHT, MAX_SCALE, MAX_SLANT, MAX_STROKE
-    from .paper import GUIDES
+    from .handwriting import MAX_GAP, MAX_HEIGHT, MAX_SCALE, MAX_SLANT, MAX_STROKE, Handwriting
+    from .paper import GUIDES, Paper
+
+    hand, paper = Handwriting(), Paper()  # the recommended mix: its values are the defaults shown
 
     g = parser.add_argument_group("handwriting (with --realistic; each flag overrides one part of the mix)")
     g.add_argument("--realistic", action="store_true",
                    help="numbers as people write them (touching digits, baseline jitter, one slant and stroke) on scanned paper, black on white")
     g.add_argument("--gap", nargs=2, type=_int_in(-MAX_GAP, MAX_GAP, "gap"), metavar=("MIN", "MAX"),
-                   help="pixels between neighbouring digits' ink, negative = overlapping (default: -4 6)")
-    g.add_argument("--jitter", type=_float_in(0, 10, "--jitter"), metavar="PX", help="each digit up to +/-PX off the baseline (default: 2.5)")
+                   help=f"pixels between neighbouring digits' ink, negative = overlapping (default: {hand.gap[0]} {hand.gap[1]})")
+    g.add_argument("--jitter", type=_float_in(0, 10, "--jitter"), metavar="PX", help=f"each digit up to +/-PX off the baseline (default: {hand.jitter:g})")
     g.add_argument("--scale", nargs=2, type=_float_in(0.3, MAX_SCALE, "scale"), metavar=("MIN", "MAX"),
-                   help="size of the number relative to an MNIST digit (default: 0.8 1.2)")
-    g.add_argument("--slant", type=_float_in(0, MAX_SLANT, "--slant"), metavar="DEG", help="the number's slant up to +/-DEG degrees (default: 12)")
-    g.add_argument("--stroke", type=_float_in(0, MAX_STROKE, "--stroke"), metavar="PX", help="the number's stroke width change up to +/-PX (default: 0.6)")
-    g.add_argument("--height", type=_int_in(8, MAX_HEIGHT, "--height"), help="image height in pixels (default: 40)")
-    g.add_argument("--guides", choices=GUIDES, help="printed guides: a rule under the number, comb boxes, none, or a mix (default: mixed)")
-    g.add_argument("--noise", type=_float_in(0, 0.5, "--noise"), metavar="SIGMA", help="scanner grain up to SIGMA (default: 0.03)")
-    g.add_argument("--blur", type=_float_in(0, 1, "--blur"), metavar="B", help="scanner blur up to B, 0-1 (default: 1)")
+                   help=f"size of the number relative to an MNIST digit (default: {hand.scale[0]:g} {hand.scale[1]:g})")
+    g.add_argument("--slant", type=_float_in(0, MAX_SLANT, "--slant"), metavar="DEG", help=f"the number's slant up to +/-DEG degrees (default: {hand.slant:g})")
+    g.add_argument("--stroke", type=_float_in(0, MAX_STROKE, "--stroke"), metavar="PX", help=f"the number's stroke width change up to +/-PX (default: {hand.stroke:g})")
+    g.add_argument("--height", type=_int_in(8, MAX_HEIGHT, "--height"), help=f"image height in pixels (default: {hand.height})")
+    g.add_argument("--guides", choices=GUIDES, help=f"printed guides: a rule under the number, comb boxes, none, or a mix (default: {paper.guides})")
+    g.add_argument("--noise", type=_float_in(0, 0.5, "--noise"), metavar="SIGMA", help=f"scanner grain up to SIGMA (default: {paper.noise:g})")
+    g.add_argument("--blur", type=_float_in(0, 1, "--blur"), metavar="B", help=f"scanner blur up to B, 0-1 (default: {paper.blur:g})")
     g.add_argument("--no-paper", action="store_true", default=None, help="the handwriting layout alone: no paper tone, texture, guides or scan")
 
 

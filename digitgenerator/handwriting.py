@@ -54,7 +54,7 @@ class Handwriting:
     height: the image height in pixels.
     """
 
-    gap: tuple[int, int] = (-4, 6)
+    gap: tuple[int, int] = (-5, 4)
     jitter: float = 2.5
     scale: tuple[float, float] = (0.8, 1.2)
     digit_scale: float = 0.15

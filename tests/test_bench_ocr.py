@@ -1,0 +1,88 @@
+"""The OCR benchmark's instrument: decoding, scoring, batching and inputs (bench/ocr.py; no training here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("bench_ocr", ROOT / "bench" / "ocr.py")
+ocr = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ocr)
+
+
+def one_hot_logits(path: list[int]) -> np.ndarray:
+    logits = np.zeros((1, len(path), ocr.BLANK + 1), np.float32)
+    logits[0, np.arange(len(path)), path] = 1.0
+    return logits
+
+
+@pytest.mark.parametrize(
+    "path, text",
+    [([1, 1, 10, 1, 2, 2], "112"), ([10, 10, 10], ""), ([0, 10, 0, 0, 10, 10, 9], "009"), ([7], "7")],
+)
+def test_greedy_decode_merges_repeats_and_drops_blanks(path, text):
+    assert ocr.greedy_decode(one_hot_logits(path)) == [text]
+
+
+def levenshtein_by_search(a: str, b: str) -> int:
+    """An independent reference: the fewest single-character edits, found by breadth-first search."""
+    frontier, seen, steps = {a}, {a}, 0
+    alphabet = set(a + b)
+    while b not in frontier:
+        steps += 1
+        nxt = set()
+        for s in frontier:
+            for i in range(len(s) + 1):
+                nxt.add(s[:i] + s[i + 1 :])
+                for c in alphabet:
+                    nxt.add(s[:i] + c + s[i:])
+                    nxt.add(s[:i] + c + s[i + 1 :])
+        frontier = nxt - seen
+        seen |= nxt
+    return steps
+
+
+def test_edit_distance_matches_an_exhaustive_search():
+    words = ["", "1", "12", "21", "123", "1123", "3321", "909"]
+    for a, b in itertools.product(words, repeat=2):
+        assert ocr.edit_distance(a, b) == levenshtein_by_search(a, b), (a, b)
+
+
+def test_epoch_batches_are_full_single_width_and_never_repeat():
+    rng = np.random.default_rng(0)
+    widths = rng.integers(10, 200, 3000)
+    batches = ocr.epoch_batches(widths, np.random.default_rng(1))
+    seen = np.concatenate([idx for _, idx in batches])
+    assert len(seen) == len(set(seen.tolist()))  # each input at most once per epoch
+    classes = ocr.bucket_width(widths)
+    expected = sum(np.sum(classes == c) // ocr.BATCH for c in np.unique(classes))
+    assert len(batches) == expected  # only each class's last partial batch is left out
+    for width, idx in batches:
+        assert len(idx) == ocr.BATCH and width % ocr.BUCKET == 0
+        assert np.all(classes[idx] == width) and np.all(widths[idx] <= width) and np.all(widths[idx] > width - ocr.BUCKET)
+    again = ocr.epoch_batches(widths, np.random.default_rng(1))
+    assert all(w1 == w2 and np.array_equal(a, b) for (w1, a), (w2, b) in zip(batches, again))
+
+
+def test_to_input_scales_to_the_input_height_and_normalises_contrast():
+    image = np.full((48, 96), 0.2, np.float32)  # grey paper
+    image[10:38, 20:30] = 0.8  # a faint stroke
+    x = ocr.to_input(image)
+    assert x.shape == (ocr.INPUT_HEIGHT, 2 * ocr.INPUT_HEIGHT)
+    assert x.min() == 0.0 and x.max() == pytest.approx(1.0)  # paper to 0, ink to 1
+    assert np.mean(x == 0.0) > 0.8  # most of the line stays paper
+    too_wide = ocr.to_input(np.zeros((10, 10 * ocr.MAX_WIDTH), np.float32))
+    assert too_wide.shape == (ocr.INPUT_HEIGHT, ocr.MAX_WIDTH) and not too_wide.any()  # blank: never stretched into noise
+
+
+def test_pad_batch_pads_with_paper_on_the_right():
+    a, b = np.ones((ocr.INPUT_HEIGHT, 5), np.float32), np.full((ocr.INPUT_HEIGHT, 9), 0.5, np.float32)
+    batch = ocr.pad_batch([a, b], 16)
+    assert batch.shape == (2, ocr.INPUT_HEIGHT, 16, 1)
+    assert np.all(batch[0, :, :5] == 1) and not batch[0, :, 5:].any()
+    assert np.all(batch[1, :, :9] == 0.5) and not batch[1, :, 9:].any()
