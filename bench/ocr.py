@@ -284,6 +284,10 @@ def train(inputs: list[np.ndarray], texts: list[str], epochs: int, seed: int):
     import keras
     import tensorflow as tf
 
+    # Grappler's MLIR pass rejects the CTC loss's while loop once per traced width and prints pages of
+    # "error:" lines it then ignores; without the graph optimiser an epoch takes the same time (measured).
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    tf.get_logger().setLevel("ERROR")  # its retracing warnings: one trace per width class is the design
     model = build_model(seed)
     rng = np.random.default_rng(seed)
     widths = np.array([x.shape[1] for x in inputs])
