@@ -64,19 +64,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="digitgenerator speed figures")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="smaller dataset runs")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the WebDataset jobs (20 s each)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the interleaved export jobs (--only webdataset or realistic, and the WebDataset rows)")
     parser.add_argument("--only", choices=("webdataset", "realistic"), help="only the WebDataset export rows, or only the --realistic ones")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        if args.only == "webdataset":
-            rows += webdataset_rows(tmp, 20_000 if args.quick else 100_000, args.rounds)
-            print_table(rows)
-            return 0
-        if args.only == "realistic":
-            rows += realistic_rows(tmp, 2000 if args.quick else 6000, args.rounds)
-            print_table(rows)
+        if args.only:
+            only = {"webdataset": (webdataset_rows, 20_000, 100_000), "realistic": (realistic_rows, 2000, 6000)}
+            rows_of, quick, full = only[args.only]
+            print_table(rows_of(tmp, quick if args.quick else full, args.rounds))
             return 0
         ours, base = cold_cli(["--digits", "1", "3", "5", "--outfile", "a.png"], args.repeat, tmp)
         rows.append(("cold `generate_png --digits 1 3 5`", f"{ours * 1000:.0f} ms", f"{ours / base:.2f}x `import numpy` ({base * 1000:.0f} ms)", "<= 3x"))

@@ -38,8 +38,8 @@ def _client(stack: contextlib.ExitStack, address: str, workers: int):
         # where spawned ones take 0.6 s to start and 0.15 s to stop: an eighth of a 100,000-image
         # job on two cores (bench/speed.py --only webdataset). Where fork is not the platform's
         # way (macOS, Windows) Dask's own default stays.
-        method = "fork" if sys.platform.startswith("linux") else dask.config.get("distributed.worker.multiprocessing-method")
-        with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+        fork = {"distributed.worker.multiprocessing-method": "fork"} if sys.platform.startswith("linux") else {}
+        with dask.config.set(fork):
             cluster = stack.enter_context(LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR,
             ))
