@@ -461,3 +461,17 @@ def test_default_dataset_images_are_what_they_were(tmp_path):
         if name.endswith(".png"):
             h.update((out / name).read_bytes())
     assert h.hexdigest() == "2a1a8505d0fff3b122196985bf6b92fdec15026ed99e9151ab3819cc814c38df"
+
+
+@pytest.mark.parametrize("entry", [main, dataset_main])
+def test_help_shows_the_defaults_of_the_recommended_mix(entry, capsys):
+    assert entry(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    text = text[text.index("handwriting (with --realistic") :]  # the flags' own lines, not the usage
+    hand, paper = Handwriting(), Paper()
+    for flag, shown in [("--gap", f"{hand.gap[0]} {hand.gap[1]}"), ("--jitter", f"{hand.jitter:g}"),
+                        ("--scale", f"{hand.scale[0]:g} {hand.scale[1]:g}"), ("--slant", f"{hand.slant:g}"),
+                        ("--stroke", f"{hand.stroke:g}"), ("--height", f"{hand.height}"), ("--guides", paper.guides),
+                        ("--noise", f"{paper.noise:g}"), ("--blur", f"{paper.blur:g}")]:
+        section = text[text.index(f"{flag} ") :]
+        assert f"(default: {shown})" in section[: section.index("(default:") + len(shown) + 12], flag
