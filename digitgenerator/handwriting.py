@@ -214,7 +214,9 @@ def warp(glyphs: np.ndarray, scales: np.ndarray, slants: np.ndarray, bounds: tup
     inv = (1.0 / scales).astype(np.float32)[:, None]
     # Source coordinates in the padded glyph (one zero row/column before, two after), clipped
     # onto the zero border, where a clipped point reads exactly zero.
-    y = np.clip(v[None, :] * inv + (cy.astype(np.float32)[:, None] + 1), 0, h + 1)  # (n, TH)
+    y = v[None, :] * inv + (cy.astype(np.float32)[:, None] + 1)  # (n, TH)
+    # np.clip, as its ufuncs: the wrapper's call layers cost more than the work on these small arrays
+    np.minimum(np.maximum(y, 0, out=y), h + 1, out=y)
     y0 = y.astype(np.int32)
     fy = (y - y0)[:, :, None]
     padded = _padded(glyphs, 1, 2)
@@ -230,7 +232,7 @@ def warp(glyphs: np.ndarray, scales: np.ndarray, slants: np.ndarray, bounds: tup
     pairs = pairs.view(np.complex64).reshape(-1)
     shift = (slants.astype(np.float32)[:, None] * v[None, :]) * inv + (cx.astype(np.float32)[:, None] + 1)  # (n, TH)
     x = (u[None, None, :] * inv[:, :, None]) + shift[:, :, None]
-    np.clip(x, 0, w + 1, out=x)
+    np.minimum(np.maximum(x, 0, out=x), w + 1, out=x)
     x0 = x.astype(np.int32)
     x -= x0  # now the fraction
     x0 += (np.arange(n * th, dtype=np.int32) * wp).reshape(n, th, 1)
@@ -259,10 +261,16 @@ def _ink_extents(tiles: np.ndarray) -> np.ndarray:
     """(n, 4) int: first row, last row + 1, first column, last column + 1 of each tile's ink
     (a one-pixel box at the centre for a tile without ink)."""
     n, th, tw = tiles.shape
-    r0, r1, inked = profile_extent(tiles.max(axis=2) > INK_THRESHOLD)  # rows holding ink
-    c0, c1, _ = profile_extent(tiles.max(axis=1) > INK_THRESHOLD)
-    out = np.stack([r0, r1, c0, c1], axis=1).astype(np.int64)
-    out[~inked] = [th // 2, th // 2 + 1, tw // 2, tw // 2 + 1]
+    # One threshold pass, and maximum.reduce over uint8 (ndarray.any's wrapper and float max cost
+    # twice as much on these small tiles: this runs once per number).
+    ink = (tiles > INK_THRESHOLD).view(np.uint8)
+    rows, cols = np.maximum.reduce(ink, axis=2), np.maximum.reduce(ink, axis=1)
+    out = np.empty((n, 4), np.int64)
+    out[:, 0], out[:, 1] = rows.argmax(1), th - rows[:, ::-1].argmax(1)
+    out[:, 2], out[:, 3] = cols.argmax(1), tw - cols[:, ::-1].argmax(1)
+    inked = rows[np.arange(n), out[:, 0]] > 0  # the first "ink" row holds ink only if some row does
+    if not inked.all():
+        out[~inked] = [th // 2, th // 2 + 1, tw // 2, tw // 2 + 1]
     return out
 
 
@@ -299,15 +307,24 @@ def place(tiles: np.ndarray, d: Draw, height: int, ext: np.ndarray | None = None
         cells = np.zeros((0, 2), np.int64)
         width = max(x + w for x, w in zip(lefts, ink_w)) + MARGIN
     corners = np.array([[t - e[0], x - e[2]] for t, x, e in zip(ink_top, lefts, ext)], np.int64)
-    boxes = [_clip_box(x, t, w, h, width, height) for x, t, w, h in zip(lefts, ink_top, ink_w, ink_h)]
+    boxes = [[x, t, w, h] for x, t, w, h in zip(lefts, ink_top, ink_w, ink_h)]
+    # Across, the number always fits (lefts >= MARGIN, width = the last ink + MARGIN); a height below
+    # the digits' (the API validates it, place alone does not) cuts ink off at the top and bottom.
+    if min(ink_top) < 0 or max(t + h for t, h in zip(ink_top, ink_h)) > height:
+        boxes = [_visible_box(tile, top, left, height, width) for tile, (top, left) in zip(tiles, corners.tolist())]
     return Placement(tiles, corners, np.array(boxes, np.int64).reshape(-1, 4), height, width, cells)
 
 
-def _clip_box(x: int, y: int, w: int, h: int, width: int, height: int) -> list[int]:
-    """A box cut to the image (ink beyond the edge is not in the image)."""
-    x0, y0 = min(max(x, 0), width), min(max(y, 0), height)
-    x1, y1 = min(max(x + w, 0), width), min(max(y + h, 0), height)
-    return [x0, y0, x1 - x0, y1 - y0]
+def _visible_box(tile: np.ndarray, top: int, left: int, height: int, width: int) -> list[int]:
+    """The ink box (x, y, width, height) of the part of a tile placed at (top, left) that lies in the
+    image (a cut-off digit's remaining ink can be narrower as well as shorter); [x, y, 0, 0] if none."""
+    y0, x0 = max(0, top), max(0, left)
+    y1, x1 = min(height, top + tile.shape[0]), min(width, left + tile.shape[1])
+    ink = tile[y0 - top : max(y0, y1) - top, x0 - left : max(x0, x1) - left] > INK_THRESHOLD
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    if rows.size == 0:
+        return [x0, y0, 0, 0]
+    return [x0 + int(cols[0]), y0 + int(rows[0]), int(cols[-1] - cols[0]) + 1, int(rows[-1] - rows[0]) + 1]
 
 
 def render(p: Placement, only: int | None = None) -> np.ndarray:

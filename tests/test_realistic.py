@@ -79,6 +79,21 @@ def test_boxes_are_where_each_digits_ink_landed(gen, seed):
         assert tuple(box) == ink_bbox(render(p, only=k))
 
 
+@pytest.mark.parametrize("height", [12, 20])
+def test_boxes_are_cut_to_the_image_when_ink_leaves_it(gen, height):
+    """Placed into fewer rows than its digits need, a number loses ink at the top and bottom edges;
+    each box still holds exactly the ink that stayed in the image."""
+    rng = np.random.default_rng(3)
+    hand = Handwriting(jitter=4)
+    glyphs = gen.real_digits(np.array([1, 7, 4, 0]), rng)
+    d = draw(hand, 4, rng)
+    tiles = write_numbers([glyphs], hand, [d])[0].tiles
+    p = place(tiles, d, height)
+    assert p.boxes[:, 3].max() == height, "the tallest digit should fill the whole height"
+    for k, box in enumerate(p.boxes.tolist()):
+        assert tuple(box) == ink_bbox(render(p, only=k))
+
+
 def test_one_slant_and_size_per_number_with_small_variation():
     hand = Handwriting()
     rng = np.random.default_rng(0)
