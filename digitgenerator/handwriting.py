@@ -21,7 +21,7 @@ Images are float32 (height, W): 0 paper, 1 ink, as everywhere in the package.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -254,7 +254,7 @@ class Placement:
     boxes: np.ndarray  # (n, 4)
     height: int
     width: int
-    cells: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    cells: np.ndarray  # (n, 2), or (0, 2) without comb boxes
 
 
 def _ink_extents(tiles: np.ndarray) -> np.ndarray:

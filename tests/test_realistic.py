@@ -18,6 +18,7 @@ from digitgenerator.idx import write_idx
 from digitgenerator.paper import Paper
 from digitgenerator.png import read_png
 from digitgenerator.realistic import Realistic
+from digitgenerator.spec import make_items
 
 LAYOUT_ONLY = Realistic(paper=None)
 HEIGHT = Handwriting().height
@@ -117,6 +118,45 @@ def test_one_slant_and_size_per_number_with_small_variation():
     assert np.abs(np.corrcoef([spreads, sizes, pens])[np.triu_indices(3, 1)]).max() < 0.3
 
 
+def test_the_smallest_allowed_height_holds_the_tallest_digits(gen):
+    """At its smallest allowed height, the largest, most jittered, thickest digits keep all their ink."""
+    hand = Handwriting(scale=(1.2, 1.2), digit_scale=0.3, jitter=4, stroke=1.0, digit_stroke=0, height=100)
+    low = hand.min_height
+    with pytest.raises(ValueError, match="at least"):
+        Handwriting(**{**hand.to_json(), "height": low - 1})
+    tight = Handwriting(**{**hand.to_json(), "height": low})
+    rng = np.random.default_rng(0)
+    ones = gen.real_digits(np.array([1, 4, 7, 1, 9, 1, 4, 7] * 4), rng)  # tall digits
+    for k in range(20):
+        d = draw(tight, len(ones), rng)
+        d = Draw(d.scales, d.slants, np.full(len(ones), 1.0), d.gaps, np.where(np.arange(len(ones)) % 2, -4.0, 4.0))
+        p = write_numbers([ones], tight, [d])[0]
+        roomy = place(p.tiles, d, 3 * low)
+        assert render(p).sum() == pytest.approx(render(roomy).sum(), rel=1e-5), "ink cut off at the top or bottom"
+
+
+def test_documented_defaults_of_the_mix():
+    """README's numbers: 40 pixels high, gaps of -5..4 pixels, guides mixed half none, a quarter each rule and comb."""
+    from digitgenerator.paper import MIXED_GUIDES
+
+    assert Handwriting().height == 40 and Handwriting().gap == (-5, 4)
+    rng = np.random.default_rng(0)
+    kinds = [Paper().draw_guides(rng) for _ in range(4000)]
+    share = {k: kinds.count(k) / len(kinds) for k, _ in MIXED_GUIDES}
+    assert share == pytest.approx({"none": 0.5, "line": 0.25, "comb": 0.25}, abs=0.03)
+
+
+def test_natural_width_stays_within_the_bound_loaders_pad_to(gen):
+    """spec.max_width (what the PyTorch and TensorFlow loaders pad to) holds every number, even
+    the widest the options allow: largest digits, most slant, widest gaps or comb cells."""
+    for hand, guides in ((Handwriting(scale=(1.2, 1.2), digit_scale=0.3, slant=27, gap=(50, 50), height=60), "none"),
+                         (Handwriting(scale=(1.6, 1.6), digit_scale=0, slant=27, height=60), "comb")):
+        style = Realistic(hand=hand, paper=Paper(guides=guides))
+        spec = DatasetSpec(count=64, length=(6, 6), realistic=style, seed=1)
+        widths = [item[0].shape[1] for item in make_items(gen, spec, range(64))]
+        assert max(widths) <= spec.max_width
+
+
 def test_the_largest_scale_is_allowed_and_no_more():
     assert Handwriting(scale=(0.8, 1.6), digit_scale=0, height=60).scale == (0.8, 1.6)
     with pytest.raises(ValueError, match="exceeds 1.6x"):
@@ -156,6 +196,30 @@ def test_warp_keeps_faint_ink_far_from_the_strokes():
     glyph[0, 14, 2] = glyph[0, 26, 14] = 0.05  # faint specks 12 px left of and below the centre, under the ink threshold
     tile = warp(glyph, np.array([1.0]), np.array([0.0]))[0]
     assert tile.sum() == pytest.approx(glyph.sum(), abs=1e-4)
+
+
+@pytest.mark.parametrize("scale, slant", [(1.0, 0.0), (1.5, 0.0), (1.0, 0.5)])
+def test_warp_never_cuts_ink_off_nor_reads_past_the_glyph(scale, slant):
+    """A bar wider than tall reaching the glyph's left and right edges (MNIST digits are
+    taller than wide, and blank at their edges) comes out whole: as much ink as the bar times
+    the area scale, and nothing beyond the bar's own ends."""
+    bar = np.zeros((1, 28, 28), np.float32)
+    bar[0, 12:16, :] = 1  # 28 x 4 pixels, touching both sides
+    tile = warp(bar, np.array([scale]), np.array([slant]))[0]
+    assert tile.sum() == pytest.approx(bar.sum() * scale**2, rel=0.03)
+    x, y, w, h = ink_bbox(tile, 0.5)
+    assert w == pytest.approx(28 * scale + abs(slant) * 4 * scale, abs=1.5)
+
+
+def test_smoothing_is_the_binomial_filter_with_repeated_edges():
+    from scipy import ndimage
+
+    from digitgenerator.paper import _smooth
+
+    x = np.random.default_rng(0).random((7, 11), dtype=np.float32)
+    ref = ndimage.correlate1d(ndimage.correlate1d(x.astype(np.float64), [0.25, 0.5, 0.25], axis=0, mode="nearest"),
+                              [0.25, 0.5, 0.25], axis=1, mode="nearest")
+    np.testing.assert_allclose(_smooth(x), ref, atol=1e-6)
 
 
 def test_a_blank_digit_holds_its_place(gen):
@@ -213,6 +277,16 @@ def test_api_same_seed_same_image_and_the_default_mix_is_on_paper(gen):
     np.testing.assert_array_equal(a, b)
     assert a.shape != c.shape or not np.array_equal(a, c)
     assert (a > 0).mean() > 0.5, "paper grain and tone darken almost every pixel a little"
+
+
+def test_paper_covers_numbers_wider_than_its_texture_bank(gen):
+    """A field wider than the 2,048-pixel texture and grain fields is textured to its far edge."""
+    from digitgenerator.paper import BANK_SHAPE
+
+    width = BANK_SHAPE[1] + 900
+    image = gen.draw_from_mnist([1, 2], realistic=True, image_width=width, seed=0)
+    assert image.shape == (Handwriting().height, width)
+    assert image[:, -300:].std() > 0.5 * image[:, 300:600].std() > 0
 
 
 def test_api_refuses_box_spacing_with_realistic(gen):
@@ -274,7 +348,9 @@ def test_bad_handwriting_values_say_what_is_wrong(hand, message):
 @pytest.mark.parametrize(
     "paper, message",
     [(dict(guides="stars"), "guides"), (dict(noise=float("inf")), "noise"), (dict(tone=(0.5, 0.2)), "swap"),
-     (dict(ink=(0.0, 0.1), tone=(0.2, 0.3)), "invisible"), (dict(blur=2), "blur")],
+     (dict(ink=(0.0, 0.1), tone=(0.2, 0.3)), "invisible"), (dict(blur=2), "blur"), (dict(blur=1.01), "blur"),
+     (dict(texture=0.51), "texture"), (dict(noise=0.51), "noise"), (dict(contrast=(1.0, 4.01)), "contrast"),
+     (dict(contrast=(0.09, 1.0)), "contrast")],
 )
 def test_bad_paper_values_say_what_is_wrong(paper, message):
     with pytest.raises(ValueError, match=message):
@@ -344,6 +420,23 @@ def test_guides_draw_a_rule_or_comb_boxes(tmp_path):
     full_cols = lambda im: [c for c in range(im.shape[1]) if np.mean(im[:, c] < np.median(im) - 0.1) > 0.45]  # noqa: E731
     assert len(full_rows(line)) >= 1 and not full_rows(none)
     assert len(full_rows(comb)) >= 2 and len(full_cols(comb)) >= 5  # top, bottom, and 5 walls for 4 cells
+
+
+@pytest.mark.parametrize("kind, lines", [("line", 1), ("comb", 2)])
+def test_guides_are_printed_at_their_darkness_just_beyond_the_ink(gen, kind, lines):
+    """On clean paper (no tone, texture, grain, blur; contrast 1) a guide pixel away from the ink has
+    exactly the guide's darkness, and the rules sit 1-3 pixels beyond the ink."""
+    clean = Paper(guides=kind, tone=(0, 0), texture=0, noise=0, blur=0, contrast=(1, 1), guide_ink=(0.3, 0.3))
+    for seed in range(6):
+        image = gen.draw_from_mnist([5, 0, 3, 8], realistic=Realistic(paper=clean), seed=seed)
+        boxes = np.array(gen.latest_layout.ink_boxes)
+        guide = np.isclose(image, 0.3, atol=1e-6)
+        rules = [r for r in range(image.shape[0]) if guide[r].mean() > 0.5]
+        assert len(rules) == lines
+        ink_top, ink_bottom = boxes[:, 1].min(), (boxes[:, 1] + boxes[:, 3]).max() - 1
+        assert 1 <= rules[-1] - ink_bottom <= 3
+        if kind == "comb":
+            assert 1 <= ink_top - rules[0] <= 3
 
 
 @pytest.mark.parametrize(
