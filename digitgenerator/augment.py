@@ -23,7 +23,7 @@ class Augment:
 
     rotate: float = 0.0  # degrees, uniform in [-rotate, rotate]
     shear: float = 0.0  # degrees of horizontal shear, uniform in [-shear, shear]
-    elastic: float = 0.0  # alpha: displacement scale in pixels
+    elastic: float = 0.0  # alpha, the smoothed field's scale: at sigma 4, pixels move about alpha/20 (a digit's furthest about alpha/7)
     elastic_sigma: float = 4.0  # smoothness of the displacement field, pixels
     thickness: int = 0  # stroke change in pixels, uniform integer in [-thickness, thickness]
 

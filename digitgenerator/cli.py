@@ -305,7 +305,7 @@ def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.Argum
     p.add_argument("--invert", action="store_true", help="black ink on white (with --realistic, which is already: white on black)")
     p.add_argument("--rotate", type=_float_in(0.0, None, "--rotate"), default=0.0, metavar="DEG", help="random rotation up to +/-DEG degrees")
     p.add_argument("--shear", type=_float_in(0.0, None, "--shear"), default=0.0, metavar="DEG", help="random shear up to +/-DEG degrees")
-    p.add_argument("--elastic", type=_float_in(0.0, None, "--elastic"), default=0.0, metavar="ALPHA", help="elastic distortion strength in pixels (try 8)")
+    p.add_argument("--elastic", type=_float_in(0.0, None, "--elastic"), default=0.0, metavar="ALPHA", help="elastic distortion (Simard et al. 2003): the smoothed field's scale; pixels move about ALPHA/20 (a digit's furthest about ALPHA/7); Simard used 34")
     p.add_argument("--thickness", type=_int_in(0, 3, "--thickness"), default=0, metavar="PX", help="random stroke thickening/thinning up to PX pixels")
     p.add_argument("--seed", type=_int_in(0, None, "--seed"), default=0, help="same seed, same dataset (default: 0)")
     p.add_argument("--workers", type=_int_in(1, 256, "--workers"), default=1, help="worker processes (default: 1)")
