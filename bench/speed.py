@@ -29,6 +29,9 @@ sys.path.insert(0, str(ROOT))
 from digitgenerator import Digitgenerator  # noqa: E402
 from digitgenerator.data import load_mnist, sample_source  # noqa: E402
 from digitgenerator.dataset import DatasetSpec, export  # noqa: E402
+from digitgenerator.export import CHUNK  # noqa: E402
+from digitgenerator.formats import write_pngs  # noqa: E402
+from digitgenerator.spec import make_items  # noqa: E402
 from digitgenerator.idx import read_images_and_labels, write_idx  # noqa: E402
 
 
@@ -183,8 +186,17 @@ def realistic_rows(tmp: Path, count: int, rounds: int) -> list[tuple[str, ...]]:
     places = [("disk", tmp)] + ([("tmpfs", Path("/dev/shm"))] if Path("/dev/shm").is_dir() else [])
     runs = [(folder, f"PNG files on {place}", "png", w) for place, folder in places for w in (1, 2)]
     runs += [(tmp, "WebDataset shards (8 per job) on disk", "webdataset", w) for w in (1, 2)]
+    # The images alone: made and written by this process, without a worker pool's start-up or the
+    # job's files and manifest (what each image costs).
+    runs.append((places[-1][1], f"PNG files on {places[-1][0]}, in this process (no pool, no manifest)", "in-process", 1))
+    gen = Digitgenerator()
 
     def job(run, out):
+        if run[2] == "in-process":
+            for start in range(0, count, CHUNK):
+                indices = range(start, min(start + CHUNK, count))
+                write_pngs(out, spec, indices, make_items(gen, spec, indices, as_uint8=True))
+            return
         shards = {"shard_size": max(1, count // 8)} if run[2] == "webdataset" else {}  # work for both workers
         export(spec, out, workers=run[3], progress=False, format=run[2], **shards)
 
