@@ -226,6 +226,40 @@ def test_augment_rotate_and_shear_act_as_named():
     assert rows_of(sheared) <= 3 < rows_of(rotated)
 
 
+def test_augment_draws_both_directions_and_whole_pixel_strokes():
+    """rotate and thickness are uniform in [-x, x]: digits lean both ways and get thinner as well as
+    thicker; thickness 1 changes a stroke by exactly one pixel (a 2 x 2 grey dilation or erosion)."""
+    bar = np.zeros((28, 28), np.float32)
+    bar[4:24, 12:14] = 1  # a vertical stroke 2 px wide
+    for tilt in (Augment(rotate=20), Augment(shear=20)):
+        leans = []
+        for seed in range(40):
+            tilted = tilt.apply(bar, np.random.default_rng(seed))
+            rows = np.flatnonzero(tilted.max(axis=1) > 0.5)
+            top, bottom = (np.flatnonzero(tilted[r] > 0.5).mean() for r in (rows[0], rows[-1]))
+            leans.append(np.sign(top - bottom))
+        assert {-1.0, 1.0} <= set(leans), tilt
+    sizes = set()
+    for seed in range(40):
+        changed = Augment(thickness=1).apply(bar, np.random.default_rng(seed)) > 0.5
+        sizes.add((int(changed.any(axis=0).sum()), int(changed.any(axis=1).sum())))
+    assert sizes == {(1, 19), (2, 20), (3, 21)}  # eroded, left alone, dilated: one pixel each way
+
+
+@pytest.mark.parametrize("kwargs, ok", [
+    ({"shear": 60}, True), ({"shear": 60.5}, False), ({"elastic": 100}, True), ({"elastic": 100.5}, False),
+    ({"thickness": 3}, True), ({"thickness": 4}, False), ({"rotate": 90}, True), ({"rotate": 90.5}, False),
+    ({"elastic": 5, "elastic_sigma": 0}, False), ({"elastic": 5, "elastic_sigma": 1}, True),
+    ({"elastic": 0, "elastic_sigma": 0}, True),
+])
+def test_augment_bounds(kwargs, ok):
+    if ok:
+        Augment(**kwargs)
+    else:
+        with pytest.raises(ValueError):
+            Augment(**kwargs)
+
+
 def test_denoise_noise_replaces_each_pixel_by_black_or_white_with_probability_p():
     from digitgenerator.noise import corrupt
 

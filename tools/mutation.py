@@ -49,6 +49,7 @@ TESTS = {
     "paper": ["test_realistic.py"],
     "realistic": ["test_realistic.py"],
     "checks": ["test_realistic.py", "test_hardening.py", "test_cli.py"],
+    "augment": ["test_options.py", "test_dataset.py", "test_realistic.py", "test_cli.py"],
 }
 
 SWAPS = {
