@@ -6,6 +6,7 @@ import fcntl
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -503,3 +504,29 @@ def test_an_npz_member_of_integers_is_refused(tmp_path):
     np.savez(folder / WEIGHTS_FILE, **weights)
     with pytest.raises(ValueError, match="latent_mean/bias holds int32, not floats"):
         Vae(folder)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda c: c.integer(-1, "count", low=0), "count must be >= 0, got -1"),
+        (lambda c: c.integer(7, "digits", high=5), "digits must be <= 5, got 7"),
+        (lambda c: c.integer(9, "length", 1, 8), "length must be between 1 and 8, got 9"),
+        (lambda c: c.number(-0.5, "blur", low=0.0), "blur must be >= 0, got -0.5"),
+        (lambda c: c.number(float("nan"), "blur", high=1.0), "blur must be a finite number <= 1"),
+        (lambda c: c.seed(2**128), "seed must be between 0 and"),
+        (lambda c: c.seed(-1), "seed must be between 0 and"),
+    ],
+)
+def test_bound_errors_name_the_value_and_the_bounds_that_apply(call, message):
+    from digitgenerator import checks
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(checks)
+
+
+def test_the_largest_seed_numpy_takes_is_accepted():
+    from digitgenerator import checks
+
+    assert checks.seed(2**128 - 1) == 2**128 - 1
+    np.random.default_rng(checks.seed(2**128 - 1))
