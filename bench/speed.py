@@ -181,7 +181,8 @@ def webdataset_rows(tmp: Path, count: int, rounds: int) -> list[tuple[str, ...]]
 
 def realistic_rows(tmp: Path, count: int, rounds: int) -> list[tuple[str, ...]]:
     """`digitgenerator-dataset --count N --length 8 8 --realistic`, PNG files on disk and tmpfs and
-    WebDataset shards on disk, one and two workers: medians of interleaved rounds (`timed_rounds`)."""
+    WebDataset shards on disk, one and two workers, and the images alone made and written in this
+    process: medians of interleaved rounds (`timed_rounds`)."""
     spec = DatasetSpec(count=count, length=(8, 8), realistic=True)
     places = [("disk", tmp)] + ([("tmpfs", Path("/dev/shm"))] if Path("/dev/shm").is_dir() else [])
     runs = [(folder, f"PNG files on {place}", "png", w) for place, folder in places for w in (1, 2)]

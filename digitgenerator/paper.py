@@ -170,5 +170,5 @@ def scan(ink: np.ndarray, paper: Paper, rng: np.random.Generator, mask: np.ndarr
         reflect += _cut(grain_bank, ink.shape, offsets[2], offsets[3]) * noise
     reflect *= contrast
     reflect += 0.5 * (1.0 - contrast)
-    np.minimum(np.maximum(reflect, 0.0, out=reflect), 1.0, out=reflect)  # np.clip without its wrapper's cost
+    np.clip(reflect, 0.0, 1.0, out=reflect)
     return (1.0 - reflect).astype(np.float32, copy=False)

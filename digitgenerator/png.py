@@ -20,8 +20,7 @@ def to_uint8(image: np.ndarray, invert: bool = False) -> np.ndarray:
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2 or image.size == 0:
         raise ValueError(f"expected a non-empty 2-D image, got shape {image.shape}")
-    gray = np.maximum(image, 0.0)  # np.clip, as its ufuncs (cheaper on small images); a new array: the passes below work in place
-    np.minimum(gray, 1.0, out=gray)
+    gray = np.clip(image, 0.0, 1.0)  # a new array: the passes below work in place
     if invert:
         np.subtract(1.0, gray, out=gray)
     gray *= 255.0
