@@ -24,7 +24,7 @@ setup(
         "digitgenerator": ["sample_data/*.gz", "sample_data/PROVENANCE.json", "mnist_resources.txt"],
         "digitgenerator.tf_vae_files": ["cvae.npz", "config.json"],
     },
-    install_requires=["numpy>=1.23", "pillow>=9.1", "scipy>=1.9", "threadpoolctl>=3", "platformdirs>=3"],
+    install_requires=["numpy>=1.23", "pillow>=9.1", "scipy>=1.9", "threadpoolctl>=3", "platformdirs>=3", "isal>=1.6"],
     extras_require={
         # TensorFlow is only for training the CVAE; generation and denoising run in numpy.
         "train": [

@@ -1,6 +1,6 @@
 """Speed of the things users wait for. Prints a Markdown table of medians and ratios.
 
-    python bench/speed.py [--repeat 7] [--quick] [--only webdataset|realistic] [--rounds 3]
+    python bench/speed.py [--repeat 7] [--quick] [--only webdataset|realistic|png] [--rounds 3]
 
 Run from anywhere once the package is installed (or from the repo root). Each
 figure is a median over --repeat runs taken in this one invocation; the cold
@@ -68,13 +68,15 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="smaller dataset runs")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the interleaved export jobs (--only webdataset or realistic, and the WebDataset rows)")
-    parser.add_argument("--only", choices=("webdataset", "realistic"), help="only the WebDataset export rows, or only the --realistic ones")
+    parser.add_argument("--only", choices=("webdataset", "realistic", "png"),
+                        help="only the WebDataset export rows, only the --realistic ones, or only the PNG encoders on realistic images")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.only:
-            only = {"webdataset": (webdataset_rows, 20_000, 100_000), "realistic": (realistic_rows, 2000, 6000)}
+            only = {"webdataset": (webdataset_rows, 20_000, 100_000), "realistic": (realistic_rows, 2000, 6000),
+                    "png": (png_rows, 500, 2000)}
             rows_of, quick, full = only[args.only]
             print_table(rows_of(tmp, quick if args.quick else full, args.rounds))
             return 0
@@ -208,6 +210,41 @@ def realistic_rows(tmp: Path, count: int, rounds: int) -> list[tuple[str, ...]]:
         rate, cell = rate_cells(count, times[run])
         rows.append((f"--realistic export, {count:,} x 8 digits, {run[1]}, {run[3]} worker(s)", cell,
                      f"{rate / run[3]:,.0f} /s per worker", ">= 1,500 /s per core"))
+    return rows
+
+
+def png_rows(tmp: Path, count: int, rounds: int) -> list[tuple[str, ...]]:
+    """The compressors a PNG of scanned paper could use, on `count` 8-digit --realistic images:
+    microseconds per image (median of `rounds` x 3 interleaved passes), mean file size, and the
+    ratio of each time to zlib's Huffman coding (the choice before ISA-L)."""
+    import zlib
+
+    from digitgenerator.png import encode_png
+
+    spec = DatasetSpec(count=count, length=(8, 8), realistic=True)
+    gen = Digitgenerator()
+    grays = [item[0] for start in range(0, count, CHUNK)
+             for item in make_items(gen, spec, range(start, min(start + CHUNK, count)), as_uint8=True)]
+    encoders = {
+        "zlib level 1, default strategy": lambda g: encode_png(g, 1),
+        "zlib level 1, Huffman coding only": lambda g: encode_png(g, 1, zlib.Z_HUFFMAN_ONLY),
+        "zlib level 1, run lengths only": lambda g: encode_png(g, 1, zlib.Z_RLE),
+        **{f"ISA-L level {level}" + (" (the dataset's)" if level == 1 else ""): (lambda g, level=level: encode_png(g, level, engine="isal"))
+           for level in (0, 1, 2)},
+    }
+    times: dict[str, list[float]] = {name: [] for name in encoders}
+    for _ in range(3 * rounds):
+        for name, encode in encoders.items():
+            start = time.perf_counter()
+            for g in grays:
+                encode(g)
+            times[name].append((time.perf_counter() - start) / count * 1e6)
+    base = statistics.median(times["zlib level 1, Huffman coding only"])
+    rows = []
+    for name, encode in encoders.items():
+        us = statistics.median(times[name])
+        size = np.mean([len(encode(g)) for g in grays])
+        rows.append((f"PNG of an 8-digit --realistic image, {name}", f"{us:.0f} us, {size:,.0f} bytes", f"{us / base:.2f}x Huffman-only time", ""))
     return rows
 
 

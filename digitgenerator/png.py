@@ -77,22 +77,32 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def encode_png(gray: np.ndarray, level: int = 6, strategy: int = zlib.Z_DEFAULT_STRATEGY) -> bytes:
+def encode_png(gray: np.ndarray, level: int = 6, strategy: int = zlib.Z_DEFAULT_STRATEGY, engine: str = "zlib") -> bytes:
     """The bytes of an 8-bit grayscale PNG of a uint8 (H, W) array.
 
     PNG 1.2 (RFC 2083): signature, IHDR (width, height, bit depth 8, colour
     type 0 = gray), one IDAT holding the zlib stream of the rows, each prefixed
     by filter type 0, and IEND. Written here rather than through Pillow because
-    Pillow's per-image overhead dominated dataset export. strategy: zlib's;
-    Z_HUFFMAN_ONLY suits scanned-paper noise, where string matching finds
-    next to nothing (measured: 1% larger files, 25% less time).
+    Pillow's per-image overhead dominated dataset export. strategy: zlib's.
+    engine="isal": the zlib stream comes from ISA-L (Intel's Intelligent Storage
+    Acceleration library, through python-isal) at its `level` (0-3), and
+    strategy is not used: on scanned paper, where the grain leaves string
+    matching little to find, ISA-L's level 1 took 48 us per 8-digit image
+    against 101 us for zlib's fastest choice (Huffman coding alone), for 0.7%
+    smaller files (bench/speed.py --only png).
     """
+    if engine not in ("zlib", "isal"):
+        raise ValueError(f"engine must be 'zlib' or 'isal', got {engine!r:.40}")
     h, w = gray.shape
     rows = np.empty((h, w + 1), np.uint8)
     rows[:, 0] = 0  # filter type "None" for every row
     rows[:, 1:] = gray
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    if strategy == zlib.Z_DEFAULT_STRATEGY:
+    if engine == "isal":
+        from isal import isal_zlib
+
+        idat = isal_zlib.compress(rows.tobytes(), level)
+    elif strategy == zlib.Z_DEFAULT_STRATEGY:
         idat = zlib.compress(rows.tobytes(), level)
     else:
         packer = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS, 8, strategy)

@@ -129,6 +129,16 @@ def test_png_encoder_is_read_back_exactly_by_pillow(image):
     from digitgenerator.png import encode_png, to_uint8
 
     gray = to_uint8(image)
-    with Image.open(io.BytesIO(encode_png(gray))) as png:
-        assert png.mode == "L"
-        np.testing.assert_array_equal(np.asarray(png), gray)
+    for data in (encode_png(gray), encode_png(gray, 1, engine="isal"), encode_png(gray, 0, engine="isal")):
+        with Image.open(io.BytesIO(data)) as png:
+            assert png.mode == "L"
+            np.testing.assert_array_equal(np.asarray(png), gray)
+
+
+def test_png_engines_differ_and_a_bad_one_is_refused():
+    from digitgenerator.png import encode_png
+
+    gray = np.random.default_rng(0).integers(200, 256, (40, 200)).astype(np.uint8)  # paper grain
+    assert encode_png(gray, 1, engine="isal") != encode_png(gray, 1)
+    with pytest.raises(ValueError, match="engine must be 'zlib' or 'isal', got 'gzip'"):
+        encode_png(gray, engine="gzip")

@@ -178,6 +178,27 @@ def test_warp_is_the_same_alone_or_in_a_batch(gen):
         assert batch[k].sum() == pytest.approx(alone.sum(), rel=1e-6)
 
 
+def test_warp_matches_scipy_bilinear_resampling(gen):
+    """Every tile pixel is the glyph read where warp's docstring says, interpolated as
+    scipy.ndimage.map_coordinates does at order 1 with zeros beyond the edges (an independent reference)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(11)
+    glyphs = gen.real_digits(rng.integers(0, 10, 12), rng).astype(np.float32)
+    glyphs[glyphs < 1 / 512] = 0  # what warp treats as paper (FAINT)
+    scales, slants = rng.uniform(0.6, 1.6, 12), np.tan(np.deg2rad(rng.uniform(-30, 30, 12)))
+    tiles = warp(glyphs, scales, slants)
+    th, tw = tiles.shape[1:]
+    v, u = np.mgrid[0:th, 0:tw]
+    v, u = v - th // 2, u - tw // 2
+    for glyph, s, t, tile in zip(glyphs, scales, slants, tiles):
+        rows, cols = np.flatnonzero((glyph > INK_THRESHOLD).any(1)), np.flatnonzero((glyph > INK_THRESHOLD).any(0))
+        cy, cx = (rows[0] + rows[-1]) / 2, (cols[0] + cols[-1]) / 2  # the centre of the ink's box
+        expected = ndimage.map_coordinates(glyph.astype(np.float64), [v / s + cy, (u + t * v) / s + cx], order=1, mode="grid-constant")
+        np.testing.assert_allclose(tile, expected, atol=2e-5)
+        assert tile.sum() == pytest.approx(glyph.sum() * s**2, rel=0.02)  # the whole digit is in its tile
+
+
 def test_warp_scales_and_slants_as_asked():
     square = np.zeros((1, 28, 28), np.float32)
     square[0, 9:19, 9:19] = 1  # a 10 x 10 block
