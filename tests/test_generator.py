@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -129,7 +130,9 @@ def test_png_encoder_is_read_back_exactly_by_pillow(image):
     from digitgenerator.png import encode_png, to_uint8
 
     gray = to_uint8(image)
-    for data in (encode_png(gray), encode_png(gray, 1, engine="isal"), encode_png(gray, 0, engine="isal")):
+    encodings = (encode_png(gray), encode_png(gray, 1, zlib.Z_RLE), encode_png(gray, 1, zlib.Z_HUFFMAN_ONLY),
+                 encode_png(gray, 1, engine="isal"), encode_png(gray, 0, engine="isal"))
+    for data in encodings:
         with Image.open(io.BytesIO(data)) as png:
             assert png.mode == "L"
             np.testing.assert_array_equal(np.asarray(png), gray)

@@ -346,6 +346,26 @@ def test_a_255_byte_file_name_is_written(tmp_path):
     assert not list(tmp_path.glob(".*")), "no temporary left behind"
 
 
+def test_a_short_write_is_continued_and_a_failed_one_leaves_nothing(tmp_path, monkeypatch):
+    """os.write may write less than asked (a signal, a full pipe of a FUSE file system): the rest
+    follows; when writing fails, neither the file nor its temporary is left."""
+    from digitgenerator import atomic
+
+    data = os.urandom(10_000)
+    real_write = os.write
+    monkeypatch.setattr(atomic.os, "write", lambda fd, b: real_write(fd, bytes(b[:777])))
+    atomic.atomic_write_bytes(tmp_path / "a.bin", data)
+    assert (tmp_path / "a.bin").read_bytes() == data
+
+    def full(fd, b):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        atomic.atomic_write_bytes(tmp_path / "b.bin", data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
 def test_an_outfile_that_is_a_folder_fails_before_any_work(tmp_path, capsys):
     (tmp_path / "out.png").mkdir()
     assert main(["--random", "5", "--cvae", "1", "--outfile", str(tmp_path / "out.png")]) == 2

@@ -136,10 +136,15 @@ def test_the_smallest_allowed_height_holds_the_tallest_digits(gen):
 
 
 def test_documented_defaults_of_the_mix():
-    """README's numbers: 40 pixels high, gaps of -5..4 pixels, guides mixed half none, a quarter each rule and comb."""
+    """README's numbers: 40 pixels high, gaps of -5..4 pixels, one slant of +/- 12 degrees (+/- 3 per digit),
+    one pen of +/- 0.6 px (+/- 0.15), sizes 0.8-1.2x (+/- 15%), +/- 2.5 px off the line;
+    guides mixed half none, a quarter each rule and comb."""
     from digitgenerator.paper import MIXED_GUIDES
 
     assert Handwriting().height == 40 and Handwriting().gap == (-5, 4)
+    hand = Handwriting()
+    assert (hand.slant, hand.digit_slant, hand.stroke, hand.digit_stroke) == (12.0, 3.0, 0.6, 0.15)
+    assert (hand.scale, hand.digit_scale, hand.jitter) == ((0.8, 1.2), 0.15, 2.5)
     rng = np.random.default_rng(0)
     kinds = [Paper().draw_guides(rng) for _ in range(4000)]
     share = {k: kinds.count(k) / len(kinds) for k, _ in MIXED_GUIDES}
@@ -197,6 +202,19 @@ def test_warp_matches_scipy_bilinear_resampling(gen):
         expected = ndimage.map_coordinates(glyph.astype(np.float64), [v / s + cy, (u + t * v) / s + cx], order=1, mode="grid-constant")
         np.testing.assert_allclose(tile, expected, atol=2e-5)
         assert tile.sum() == pytest.approx(glyph.sum() * s**2, rel=0.02)  # the whole digit is in its tile
+
+
+def test_warp_centres_a_glyph_without_ink_on_its_image():
+    """A glyph that is all faint (under the ink threshold) has no ink centre: it is warped about
+    the centre of its image and keeps its faint strokes, none lost off the tile."""
+    glyph = np.zeros((1, 28, 28), np.float32)
+    glyph[0, 6:22, 10:18] = 0.1  # faint, below INK_THRESHOLD
+    tile = warp(glyph, np.array([1.0]), np.array([0.0]))[0]
+    assert tile.sum() == pytest.approx(glyph.sum(), rel=1e-5)
+    th, tw = tile.shape
+    rows, cols = np.flatnonzero(tile.any(1)), np.flatnonzero(tile.any(0))
+    # The faint block's centre, (13.5, 13.5) from the image's (13.5, 13.5), lands on the tile's centre.
+    assert (rows[0] + rows[-1]) / 2 == pytest.approx(th // 2) and (cols[0] + cols[-1]) / 2 == pytest.approx(tw // 2)
 
 
 def test_warp_scales_and_slants_as_asked():
@@ -317,6 +335,26 @@ def test_api_refuses_box_spacing_with_realistic(gen):
         gen.draw_from_mnist([1, 2], ink_spacing=True, realistic=True)
     with pytest.raises(ValueError, match="realistic must be"):
         gen.draw_from_mnist([1, 2], realistic="yes")
+
+
+def test_squeezed_numbers_keep_each_digits_ink_in_its_box(gen):
+    """A number squeezed into a narrower field: each digit's box, scaled with it, holds all of that
+    digit's squeezed ink (drawn alone) and is at most a pixel wider on either side; heights stay."""
+    from digitgenerator.handwriting import fit_width
+
+    rng = np.random.default_rng(5)
+    hand = Handwriting(gap=(-2, 4))
+    for _ in range(5):
+        glyphs = gen.real_digits(rng.integers(0, 10, 6), rng)
+        p = write_numbers([glyphs], hand, [draw(hand, 6, rng)])[0]
+        width = int(p.width * rng.uniform(0.5, 0.9))
+        _, boxes = fit_width(render(p), p.boxes, width)
+        assert (boxes[:, [1, 3]] == p.boxes[:, [1, 3]]).all()
+        for k, (x, y, w, h) in enumerate(boxes.tolist()):
+            alone, _ = fit_width(render(p, only=k), p.boxes, width)
+            ax, ay, aw, ah = ink_bbox(alone)
+            assert x <= ax and ax + aw <= x + w, (k, (x, w), (ax, aw))
+            assert ax - x <= 1 and (x + w) - (ax + aw) <= 1
 
 
 def test_api_exact_width_pads_or_squeezes(gen):

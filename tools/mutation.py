@@ -35,7 +35,7 @@ TESTS = {
     "compose": ["test_compose.py", "test_generator.py", "test_realistic.py", "test_hardening.py", "test_options.py", "test_dataset.py"],
     "idx": ["test_idx.py", "test_data.py", "test_hardening.py"],
     "data": ["test_data.py", "test_hardening.py", "test_options.py", "test_generator.py"],
-    "png": ["test_cli.py", "test_generator.py", "test_hardening.py", "test_realistic.py", "test_dataset.py"],
+    "png": ["test_cli.py", "test_generator.py", "test_hardening.py", "test_realistic.py", "test_dataset.py", "test_formats.py"],
     "noise": ["test_generator.py", "test_model.py", "test_options.py", "test_cli.py"],
     "spec": ["test_dataset.py", "test_formats.py", "test_realistic.py", "test_options.py"],
     "formats": ["test_formats.py", "test_dataset.py"],
