@@ -145,3 +145,19 @@ def test_png_engines_differ_and_a_bad_one_is_refused():
     assert encode_png(gray, 1, engine="isal") != encode_png(gray, 1)
     with pytest.raises(ValueError, match="engine must be 'zlib' or 'isal', got 'gzip'"):
         encode_png(gray, engine="gzip")
+
+
+def test_figures_are_15_by_5_inches_unless_asked(gen, monkeypatch, random_model):
+    """print_latest and denoise(show=True) open a figure of the documented default size."""
+    plt = pytest.importorskip("matplotlib.pyplot")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    plt.switch_backend("Agg")
+    gen.draw_from_mnist([4, 2])
+    for show in (gen.print_latest, lambda: Digitgenerator(model_dir=random_model).denoise([1, 2], noise_prob=0.1, show=True)):
+        plt.close("all")
+        show()
+        assert tuple(plt.gcf().get_size_inches()) == (15, 5)
+    plt.close("all")
+    gen.print_latest(size=(4, 2))
+    assert tuple(plt.gcf().get_size_inches()) == (4, 2)
+    plt.close("all")

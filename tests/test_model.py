@@ -210,3 +210,24 @@ def test_training_round_trip(tmp_path, mnist_folder, capsys):
     gen = Digitgenerator(mnist_folder, seed=2, model_dir=tmp_path / "model")
     assert gen.sample_from_vae([1, 2]).shape == (28, 60)
     assert not list((tmp_path / "model").glob(".*"))  # no temporary files left
+
+
+def test_style_values_are_bounded_at_100(gen):
+    """A latent vector within +/-100 is a style (fitted latents lie within about +/-5); beyond, it is refused."""
+    edge = np.full(gen.vae.latent_dim, 100.0)
+    edge[1::2] = -100.0
+    assert np.isfinite(gen.sample_from_vae([3], style=edge)).all()
+    for value in (100.5, 150.0, np.inf, np.nan):
+        bad = edge.copy()
+        bad[0] = value
+        with pytest.raises(ValueError, match=r"within \+/-100 "):
+            gen.sample_from_vae([3], style=bad)
+
+
+@pytest.mark.parametrize("value", [1.001, 2.0, -0.001])
+def test_style_of_refuses_pixels_outside_0_1(gen, value):
+    image = gen.images[0].copy()
+    gen.style_of(image, gen.labels[0])  # in range: fine
+    image[5, 5] = value
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        gen.style_of(image, gen.labels[0])

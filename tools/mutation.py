@@ -50,6 +50,10 @@ TESTS = {
     "realistic": ["test_realistic.py"],
     "checks": ["test_realistic.py", "test_hardening.py", "test_cli.py"],
     "augment": ["test_options.py", "test_dataset.py", "test_realistic.py", "test_cli.py"],
+    "generator": ["test_generator.py", "test_options.py", "test_realistic.py", "test_hardening.py", "test_model.py", "test_cli.py"],
+    "loaders": ["test_dataset.py", "test_options.py", "test_realistic.py"],
+    "atomic": ["test_data.py", "test_formats.py", "test_dataset.py", "test_hardening.py", "test_download.py"],
+    "cluster": ["test_cluster.py"],
 }
 
 SWAPS = {
