@@ -83,7 +83,7 @@ def _run(prog: str, build, work, argv) -> int:
 
 
 # The handwriting and paper flags: each adjusts one part of --realistic (None: the recommended value).
-REALISTIC_FLAGS = ("gap", "jitter", "scale", "slant", "stroke", "height", "guides", "noise", "blur", "no_paper")
+REALISTIC_FLAGS = ("gap", "digit_gap", "jitter", "scale", "slant", "stroke", "height", "guides", "noise", "blur", "no_paper")
 
 
 def _realistic_options(parser) -> None:
@@ -96,7 +96,9 @@ def _realistic_options(parser) -> None:
     g.add_argument("--realistic", action="store_true",
                    help="numbers as people write them (touching digits, baseline jitter, one slant and stroke) on scanned paper, black on white")
     g.add_argument("--gap", nargs=2, type=_int_in(-MAX_GAP, MAX_GAP, "gap"), metavar=("MIN", "MAX"),
-                   help=f"pixels between neighbouring digits' ink, negative = overlapping (default: {hand.gap[0]} {hand.gap[1]})")
+                   help=f"pixels between neighbouring digits' ink, negative = overlapping; every gap lies here (default: {hand.gap[0]} {hand.gap[1]})")
+    g.add_argument("--digit-gap", type=_int_in(0, MAX_GAP, "--digit-gap"), metavar="PX",
+                   help=f"a writer's spacing: a number's gaps vary up to +/-PX about its own, within --gap (default: {hand.digit_gap})")
     g.add_argument("--jitter", type=_float_in(0, 10, "--jitter"), metavar="PX", help=f"each digit up to +/-PX off the baseline (default: {hand.jitter:g})")
     g.add_argument("--scale", nargs=2, type=_float_in(0.3, MAX_SCALE, "scale"), metavar=("MIN", "MAX"),
                    help=f"size of the number relative to an MNIST digit (default: {hand.scale[0]:g} {hand.scale[1]:g})")
@@ -121,7 +123,7 @@ def _realistic_from_args(args):
     from .realistic import Realistic
 
     mix = Realistic()
-    hand = {k: getattr(args, k) for k in ("gap", "jitter", "scale", "slant", "stroke", "height") if getattr(args, k) is not None}
+    hand = {k: getattr(args, k) for k in ("gap", "digit_gap", "jitter", "scale", "slant", "stroke", "height") if getattr(args, k) is not None}
     hand = {k: tuple(v) if isinstance(v, list) else v for k, v in hand.items()}
     # The per-digit wobble never exceeds the number's own range: --slant 0 writes upright digits.
     for part in ("slant", "stroke"):

@@ -5,7 +5,9 @@ A writer has one hand: the whole number shares one slant and one stroke width
 line wander a little. Digits are placed by their ink, not by 28-pixel boxes:
 the signed gap between one digit's rightmost ink column and the next one's
 leftmost is drawn from `Handwriting.gap`, so a negative gap makes strokes
-touch or overlap.
+touch or overlap. A writer also has a spacing habit: one person crowds a
+number, another spreads it, so each number draws its own window of
+2 * digit_gap + 1 gap values inside `gap`, and each of its gaps from that window.
 
 Each digit (28, 28) is warped by one affine map about its ink centre (size s,
 slant: x' = s (x - tan(theta) y)) into a tile by inverse mapping with bilinear
@@ -37,13 +39,16 @@ MAX_SCALE = 1.6
 MAX_SLANT = 30.0
 MAX_GAP = 50
 MAX_STROKE = 1.0
+NUMBER_CHOICES = 4  # what `draw` picks once per number: size, slant, pen and spacing
 
 
 @dataclass(frozen=True)
 class Handwriting:
     """How a number is written. Ranges are uniform, both ends included; 0 turns a variation off.
 
-    gap: (min, max) pixels between neighbouring digits' ink, negative = overlapping.
+    gap: (min, max) pixels between neighbouring digits' ink, negative = overlapping; every gap lies here.
+    digit_gap: a number's gaps vary by up to +/- this many pixels about its own spacing, drawn uniformly
+        from what `gap` leaves (a value of (max - min) / 2 or more draws every gap from all of `gap`).
     jitter: each digit's height on the line varies by up to +/- jitter pixels.
     scale: (min, max) size of the number relative to an MNIST digit (20 px of ink).
     digit_scale: each digit's size varies by up to +/- this fraction of the number's.
@@ -54,7 +59,8 @@ class Handwriting:
     height: the image height in pixels.
     """
 
-    gap: tuple[int, int] = (-5, 4)
+    gap: tuple[int, int] = (-6, 8)
+    digit_gap: int = 2
     jitter: float = 2.5
     scale: tuple[float, float] = (0.8, 1.2)
     digit_scale: float = 0.15
@@ -69,6 +75,7 @@ class Handwriting:
         object.__setattr__(self, "gap", (lo, hi))
         s_lo, s_hi = checks.float_pair(self.scale, "scale", low=0.3, high=MAX_SCALE)
         object.__setattr__(self, "scale", (s_lo, s_hi))
+        object.__setattr__(self, "digit_gap", checks.integer(self.digit_gap, "digit_gap", low=0, high=MAX_GAP))
         for name, high in (("jitter", 10.0), ("digit_scale", 0.3), ("slant", MAX_SLANT), ("digit_slant", 10.0),
                            ("stroke", MAX_STROKE), ("digit_stroke", MAX_STROKE)):
             object.__setattr__(self, name, checks.number(getattr(self, name), name, low=0.0, high=high))
@@ -116,17 +123,24 @@ class Draw:
 
 
 def draw(hand: Handwriting, n: int, rng: np.random.Generator, cells: int = 0) -> Draw:
-    """Draw the random choices of one n-digit number (one call to the generator, in a fixed layout)."""
-    u = rng.random(3 + 5 * n - 1)
+    """Draw the random choices of one n-digit number (one call to the generator, in a fixed layout):
+    four for the number (size, slant, pen, spacing), then five per digit (n - 1 gaps)."""
+    u = rng.random(NUMBER_CHOICES + 5 * n - 1)
     sym = 2 * u - 1  # uniform on [-1, 1]: times half, uniform on [-half, half]
     scale = hand.scale[0] + (hand.scale[1] - hand.scale[0]) * u[0]
     slant, stroke = hand.slant * sym[1], hand.stroke * sym[2]
-    scales = scale * (1 + hand.digit_scale * sym[3 : 3 + n])
-    slants = np.tan(np.deg2rad(slant + hand.digit_slant * sym[3 + n : 3 + 2 * n]))
-    strokes = stroke + hand.digit_stroke * sym[3 + 2 * n : 3 + 3 * n]
-    dys = np.rint(hand.jitter * sym[3 + 3 * n : 3 + 4 * n])
-    span = hand.gap[1] - hand.gap[0] + 1
-    gaps = hand.gap[0] + np.minimum((u[3 + 4 * n :] * span).astype(np.int64), span - 1)
+    k = NUMBER_CHOICES
+    scales = scale * (1 + hand.digit_scale * sym[k : k + n])
+    slants = np.tan(np.deg2rad(slant + hand.digit_slant * sym[k + n : k + 2 * n]))
+    strokes = stroke + hand.digit_stroke * sym[k + 2 * n : k + 3 * n]
+    dys = np.rint(hand.jitter * sym[k + 3 * n : k + 4 * n])
+    # The writer's spacing: a window of `window` gap values, its lowest uniform on the `slots` places
+    # that `gap` leaves it; each gap uniform in the window (min(..., count - 1): u * count can round up to count).
+    lo, hi = hand.gap
+    window = min(2 * hand.digit_gap + 1, hi - lo + 1)
+    slots = hi - lo + 2 - window
+    lowest = lo + min(int(u[3] * slots), slots - 1)
+    gaps = lowest + np.minimum((u[k + 4 * n :] * window).astype(np.int64), window - 1)
     return Draw(scales, slants, strokes, gaps, dys, cells)
 
 

@@ -129,6 +129,10 @@ def open_job(out: Path, job: dict) -> None:
     if job_path.exists():
         old = read_job(job_path)
         if old.get("spec") != job["spec"]:
+            made_by = old.get("digitgenerator_version")
+            if made_by != job["digitgenerator_version"]:
+                raise ValueError(f"{out} holds a dataset job made by digitgenerator {made_by}, whose images this version "
+                                 f"({job['digitgenerator_version']}) does not make the same; finish it with {made_by}, or use another folder")
             raise ValueError(f"{out} holds a different dataset job ({job_path}); use another folder or the same options")
         if old.get("output", {"format": "png"}) != job["output"]:
             raise ValueError(f"{out} holds this job in another format ({old.get('output')}); use another folder or that format")

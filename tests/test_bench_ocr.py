@@ -86,3 +86,13 @@ def test_pad_batch_pads_with_paper_on_the_right():
     assert batch.shape == (2, ocr.INPUT_HEIGHT, 16, 1)
     assert np.all(batch[0, :, :5] == 1) and not batch[0, :, 5:].any()
     assert np.all(batch[1, :, :9] == 0.5) and not batch[1, :, 9:].any()
+
+
+def test_table_reports_each_rows_mean_over_its_seeds():
+    runs = [{"separated": (0.90, 0.02), "touching": (0.80, 0.05)}, {"separated": (0.94, 0.01), "touching": (0.84, 0.04)}]
+    lines = ocr.table([("realistic", runs), ("default", runs[:1] * 2)])
+    assert len(lines) == 4 and lines[1].count("|---") == 6
+    assert lines[2] == "| realistic (`--realistic`) | 92.0% | 1.50% | 82.0% | 4.50% | 90.0% / 80.0%, 94.0% / 84.0% |"
+    assert lines[3].startswith("| default (no flags) | 90.0% | 2.00% | 80.0% | 5.00% |")
+    single = ocr.table([("realistic", runs[1:])])
+    assert single[2] == "| realistic (`--realistic`) | 94.0% | 1.00% | 84.0% | 4.00% |" and single[1].count("|---") == 5

@@ -116,6 +116,28 @@ def test_a_folder_holding_another_job_is_refused(tmp_path, capsys):
     assert "holds a different dataset job" in capsys.readouterr().err
 
 
+def test_a_job_of_an_older_version_with_other_defaults_names_that_version(tmp_path, capsys):
+    """An older version's --realistic job (its settings without today's digit_gap) is refused, naming the version
+    that can finish it; the same job, its settings unchanged, still resumes under any version."""
+    import json
+
+    from digitgenerator import __version__
+
+    argv = ["--count", "3", "--out", "d", "--realistic", "--no-progress"]
+    assert dataset_main(argv) == 0
+    job_file = tmp_path / "d" / "dataset.json"
+    job = json.loads(job_file.read_text())
+    job["digitgenerator_version"] = "0.9.0"
+    job_file.write_text(json.dumps(job))
+    assert dataset_main(argv) == 0  # same settings: an older version's job of them resumes
+    del job["spec"]["realistic"]["hand"]["digit_gap"]
+    job_file.write_text(json.dumps(job))
+    capsys.readouterr()
+    assert dataset_main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"made by digitgenerator 0.9.0, whose images this version ({__version__})" in err and "finish it with 0.9.0" in err
+
+
 def test_cvae_source(tmp_path, random_model):
     spec = DatasetSpec(count=12, length=(2, 4), source="cvae", seed=1)
     manifest = export(spec, tmp_path / "c", model_dir=random_model, progress=False)
@@ -224,3 +246,52 @@ def test_no_indices_make_no_items():
     gen = Digitgenerator()
     for spec in (DatasetSpec(count=5), DatasetSpec(count=5, realistic=True)):
         assert make_items(gen, spec, range(0)) == [] and make_items(gen, spec, [], as_uint8=True) == []
+
+
+def test_batches_hold_64_images_by_default(tmp_path):
+    """The documented batch size: 64 images a batch, the last one the rest."""
+    spec = DatasetSpec(count=70, length=(1, 1), seed=2)
+    sizes = [images.shape[0] for images, _ in batches(Digitgenerator(), spec)]
+    assert sizes == [64, 6]
+
+
+@needs_tf
+def test_tf_dataset_batches_hold_64_images_by_default():
+    from digitgenerator.dataset import tf_dataset
+
+    spec = DatasetSpec(count=65, length=(1, 1), seed=2)
+    assert [int(x.shape[0]) for x, _ in tf_dataset(Digitgenerator(), spec)] == [64, 1]
+
+
+def test_stale_temporaries_of_running_writers_are_left_alone_and_counted(tmp_path):
+    """A live writer's temporary stays and the writer is not disturbed; the count returned is the removed files."""
+    from digitgenerator.atomic import host_tag, remove_stale_temporaries
+
+    # A writer that any signal but the liveness probe (signal 0) would end (SIGHUP too, even under nohup).
+    writer = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_DFL); time.sleep(60)"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        host = host_tag()
+        live = tmp_path / f".a.png~digitgenerator-{host}-{writer.pid}-1.tmp"
+        stale = [tmp_path / f".{k}.png~digitgenerator-{host}-{dead.pid}-{k}.tmp" for k in range(3)]
+        for path in (live, *stale):
+            path.write_bytes(b"x")
+        assert remove_stale_temporaries(tmp_path) == 3
+        assert live.exists() and not any(p.exists() for p in stale)
+        assert remove_stale_temporaries(tmp_path) == 0
+        assert writer.poll() is None, "the live writer was signalled"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+
+
+def test_temporary_names_keep_80_characters_of_the_target():
+    """A 255-byte name (the longest most file systems take) still has a valid temporary, recognisably its own."""
+    from digitgenerator.atomic import MAX_STEM, temp_name
+
+    assert MAX_STEM == 80
+    name = "n" * 79 + "xyz" + "q" * 173
+    tmp = os.path.basename(temp_name(os.path.join("folder", name)))
+    assert tmp.startswith("." + "n" * 79 + "x~digitgenerator-")
+    assert len(tmp.encode()) <= 255
