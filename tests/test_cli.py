@@ -266,3 +266,34 @@ def test_small_augmentations_are_accepted():
 
     args = build_dataset_parser().parse_args(["--count", "3", "--out", "d", "--rotate", "0.5", "--shear", "0.5", "--elastic", "0.5"])
     assert (args.rotate, args.shear, args.elastic) == (0.5, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("given, address", [("local", "local"), ("10.1.2.3:8786", "tcp://10.1.2.3:8786"),
+                                            ("tls://sched.example:443/", "tls://sched.example:443"),
+                                            ("tcp://[::1]:8786", "tcp://[::1]:8786")])
+def test_dask_addresses_are_read_as_documented(given, address):
+    from digitgenerator.cli import build_dataset_parser
+
+    assert build_dataset_parser().parse_args(["--count", "1", "--out", "d", "--dask", given]).dask == address
+
+
+@pytest.mark.parametrize("given", ["ftp://h:1", "sched", "tcp://h:1/jobs", "tcp://:8786", "h:99999", "h:port", "localhost"])
+def test_bad_dask_addresses_give_one_line_and_write_nothing(tmp_path, capsys, given):
+    from digitgenerator.cli import dataset_main
+
+    assert dataset_main(["--count", "3", "--out", "d", "--dask", given]) == 2
+    err = capsys.readouterr().err
+    assert "--dask must be 'local' or a scheduler address like tcp://127.0.0.1:8786" in err and err.count("\n") == 1
+    assert not (tmp_path / "d").exists()
+
+
+def test_dataset_needs_a_count_and_takes_the_smallest_values_of_its_options(tmp_path, capsys):
+    from digitgenerator.cli import dataset_main
+
+    assert dataset_main(["--out", "d"]) == 2
+    assert "--count" in capsys.readouterr().err and not (tmp_path / "d").exists()
+    # 0 is the default of --seed and --thickness, and a value one may type.
+    assert dataset_main(["--count", "4", "--out", "a", "--no-progress"]) == 0
+    assert dataset_main(["--count", "4", "--out", "b", "--seed", "0", "--thickness", "0", "--no-progress"]) == 0
+    assert [(tmp_path / "a" / f).read_bytes() for f in ("manifest.jsonl", "0000003.png")] == \
+        [(tmp_path / "b" / f).read_bytes() for f in ("manifest.jsonl", "0000003.png")]

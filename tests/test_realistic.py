@@ -98,14 +98,16 @@ def test_boxes_are_cut_to_the_image_when_ink_leaves_it(gen, height):
 def test_one_slant_and_size_per_number_with_small_variation():
     hand = Handwriting()
     rng = np.random.default_rng(0)
-    spreads, sizes, pens, spacings, firsts = [], [], [], [], []
+    spreads, sizes, pens, spacings, firsts, offsets = [], [], [], [], [], []
     for _ in range(200):
         d = draw(hand, 8, rng)
         sizes.append(d.scales.mean())
         pens.append(d.strokes.mean())
         spacings.append(d.gaps.mean())
         firsts.append(d.scales[0] / d.scales.mean())
+        assert d.dys.shape == d.scales.shape == (8,) and d.gaps.shape == (7,)
         slants = np.rad2deg(np.arctan(d.slants))
+        offsets.append(np.stack([d.dys, d.scales / d.scales.mean(), slants - slants.mean(), d.strokes - d.strokes.mean()]))
         assert np.ptp(slants) <= 2 * hand.digit_slant + 1e-9
         assert np.all(np.abs(slants) <= hand.slant + hand.digit_slant + 1e-9)
         assert np.ptp(d.strokes) <= 2 * hand.digit_stroke + 1e-9
@@ -119,6 +121,9 @@ def test_one_slant_and_size_per_number_with_small_variation():
     # and a number's size, slant, pen and spacing are drawn independently of each other and of its digits'.
     assert np.abs(np.corrcoef([spreads, sizes, pens, spacings])[np.triu_indices(4, 1)]).max() < 0.3
     assert abs(np.corrcoef(spacings, firsts)[0, 1]) < 0.3
+    # each digit's own height on the line, size, slant and pen are drawn independently too
+    per_digit = np.concatenate(offsets, axis=1)
+    assert np.abs(np.corrcoef(per_digit)[np.triu_indices(4, 1)]).max() < 0.2
 
 
 def test_each_number_has_its_writers_spacing():
