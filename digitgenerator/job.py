@@ -130,7 +130,7 @@ def open_job(out: Path, job: dict) -> None:
         old = read_job(job_path)
         if old.get("spec") != job["spec"]:
             made_by = old.get("digitgenerator_version")
-            if made_by != job["digitgenerator_version"]:
+            if made_by and made_by != job["digitgenerator_version"]:
                 raise ValueError(f"{out} holds a dataset job made by digitgenerator {made_by}, whose images this version "
                                  f"({job['digitgenerator_version']}) does not make the same; finish it with {made_by}, or use another folder")
             raise ValueError(f"{out} holds a different dataset job ({job_path}); use another folder or the same options")
