@@ -82,8 +82,11 @@ def _run(prog: str, build, work, argv) -> int:
         return 130
 
 
-# The handwriting and paper flags: each adjusts one part of --realistic (None: the recommended value).
-REALISTIC_FLAGS = ("gap", "digit_gap", "jitter", "scale", "slant", "stroke", "height", "guides", "noise", "blur", "no_paper")
+# The handwriting and paper flags: each adjusts one part of --realistic (None: the recommended value),
+# named as the Handwriting and Paper fields they set.
+HAND_FLAGS = ("gap", "digit_gap", "jitter", "scale", "slant", "stroke", "height")
+PAPER_FLAGS = ("guides", "noise", "blur")
+REALISTIC_FLAGS = (*HAND_FLAGS, *PAPER_FLAGS, "no_paper")
 
 
 def _realistic_options(parser) -> None:
@@ -123,13 +126,13 @@ def _realistic_from_args(args):
     from .realistic import Realistic
 
     mix = Realistic()
-    hand = {k: getattr(args, k) for k in ("gap", "digit_gap", "jitter", "scale", "slant", "stroke", "height") if getattr(args, k) is not None}
+    hand = {k: getattr(args, k) for k in HAND_FLAGS if getattr(args, k) is not None}
     hand = {k: tuple(v) if isinstance(v, list) else v for k, v in hand.items()}
     # The per-digit wobble never exceeds the number's own range: --slant 0 writes upright digits.
     for part in ("slant", "stroke"):
         if part in hand:
             hand[f"digit_{part}"] = min(getattr(mix.hand, f"digit_{part}"), hand[part])
-    paper = {k: getattr(args, k) for k in ("guides", "noise", "blur") if getattr(args, k) is not None}
+    paper = {k: getattr(args, k) for k in PAPER_FLAGS if getattr(args, k) is not None}
     if args.no_paper and paper:
         raise UsageError(f"--{next(iter(paper))} is a paper option; leave out --no-paper")
     return Realistic(replace(mix.hand, **hand), None if args.no_paper else replace(mix.paper, **paper))
