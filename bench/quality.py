@@ -168,6 +168,13 @@ def cas_table(vae, real_x, real_y, x_test, y_test, rng, seed: int, n: int) -> li
         ("real: the embedded digits", real_x, real_y),
         ("real, augmented (10 copies: rotate 10, shear 15, elastic 6, thickness 1)", augmented, real_y[copies]),
         ("CVAE as shipped", generated, wanted),
+    ]
+    if vae.prior_components:
+        components, vae.prior_components = vae.prior_components, 0
+        gaussian = vae.sample(wanted, rng).astype(np.float32)
+        vae.prior_components = components
+        sets.append(("CVAE with one Gaussian per label (the prior before 1.2.0)", gaussian, wanted))
+    sets += [
         ("real + CVAE", np.concatenate([real_x, generated]), np.concatenate([real_y, wanted])),
         ("real augmented + CVAE", np.concatenate([augmented, generated]), np.concatenate([real_y[copies], wanted])),
     ]
@@ -215,18 +222,23 @@ def main(argv=None) -> int:
         ("real: the 5,000 training digits", float(np.mean(predict(train_images.astype(np.float32) / 255) == train_labels)), real_fd),
         ("real: t10k half A", float(np.mean(predict(xa) == ya)), frechet(feats(xa), fb)),
     ]
-    shipped = (vae.truncation_radius, vae.sharpness)
+    shipped, shipped_components = (vae.truncation_radius, vae.sharpness), vae.prior_components
     variants = [
-        (f"CVAE as shipped (T=1, truncation {vae.config.get('truncation')}, sharpness {vae.sharpness})", 1.0, *shipped),
+        (f"CVAE as shipped (T=1, truncation {vae.config.get('truncation')}, sharpness {vae.sharpness}"
+         f"{', mixture prior' if vae.prior_components else ''})", 1.0, *shipped),
         ("CVAE as shipped, T=0.8", 0.8, *shipped),
         ("CVAE without truncation", 1.0, np.inf, vae.sharpness),
         ("CVAE without sharpening (Bernoulli mean)", 1.0, vae.truncation_radius, 1.0),
     ]
-    for name, temperature, radius, sharpness in variants:
+    if vae.prior_components:
+        variants.append(("CVAE with one Gaussian per label (the prior before 1.2.0)", 1.0, *shipped, 0))
+    for name, temperature, radius, sharpness, *components in variants:
         vae.truncation_radius, vae.sharpness = radius, sharpness
+        vae.prior_components = components[0] if components else shipped_components
         gen = vae.sample(ya, rng, temperature)
         rows.append((name, float(np.mean(predict(gen) == ya)), frechet(feats(gen), fb)))
     vae.truncation_radius, vae.sharpness = shipped
+    vae.prior_components = shipped_components
     z = rng.standard_normal((len(ya), vae.latent_dim)).astype(np.float32)
     gen = vae.decode(z, ya)
     rows.append(("CVAE with z ~ N(0, I) (the textbook prior)", float(np.mean(predict(gen) == ya)), frechet(feats(gen), fb)))

@@ -244,6 +244,9 @@ def build_train_parser(prog: str = "digitgenerator-train") -> argparse.ArgumentP
     p.add_argument("--seed", type=_int_in(0, None, "--seed"), default=0, help="same seed, same model")
     p.add_argument("--out-dir", default="tf_vae_files",
                    help="where the finished cvae.npz and config.json go (per-epoch checkpoints in OUT_DIR/checkpoint/)")
+    p.add_argument("--refit-prior", action="store_true",
+                   help="do not train: refit the sampling prior of the model in OUT_DIR to the loaded digits "
+                        "(for a model saved before 1.2.0; no TensorFlow needed)")
     _data_options(p)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
@@ -253,6 +256,13 @@ def _train(args) -> int:
     from .generator import Digitgenerator
 
     gen = Digitgenerator(args.mnist_folder, args.cache_dir)
+    if args.refit_prior:
+        from .train import refit_prior
+
+        config = refit_prior(args.out_dir, gen.images, gen.labels)
+        print(f"refitted the prior of {args.out_dir}/cvae.npz to {len(gen.labels)} digits "
+              f"({config['prior_components']} per label, sharpness {config['sharpness']})")
+        return 0
     print(f"training on {len(gen.labels)} digits from {gen.source.images}", file=sys.stderr)
     config = gen.train_vaemodel(args.epochs, args.batch_size, seed=args.seed, out_dir=args.out_dir,
                                 learning_rate=args.learning_rate)

@@ -44,6 +44,7 @@ DEFAULT_CONFIG = {
 }
 MAX_UNITS = 4096  # channels, units and latent sizes past this are not a model this package ships or trains
 MAX_NPZ_MEMBER = 256 * 2**20  # bytes: the largest weight array a valid config can ask for is far smaller
+MAX_PRIOR_COMPONENTS = 10_000  # training digits kept per label in the mixture prior (train.py keeps at most 500)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class ModelConfig:
     upsample_kernel_size: int = 4
     sharpness: float = 1.0
     truncation_radius: float = float("inf")
+    prior_components: int = 0
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -79,6 +81,7 @@ class ModelConfig:
         else:
             radius = checks.number(radius, "truncation_radius", low=0.1, high=1000.0)
         set_("truncation_radius", radius)
+        set_("prior_components", checks.integer(self.prior_components, "prior_components", 0, MAX_PRIOR_COMPONENTS))
 
     @classmethod
     def from_dict(cls, raw) -> "ModelConfig":
@@ -132,6 +135,12 @@ PRIOR_SHAPES = {  # filled in after training, from the encoder means of the trai
     "prior/label_chol": lambda d: (NUM_CLASSES, d, d),
     "prior/style_mean": lambda d: (d,),
     "prior/style_chol": lambda d: (d, d),
+}
+# The aggregate posterior as a mixture (config "prior_components" = M > 0): the
+# posterior q(z | x, y) of M training digits per label, each a diagonal Gaussian.
+MIXTURE_SHAPES = {
+    "prior/mixture_mean": lambda d, m: (NUM_CLASSES, m, d),
+    "prior/mixture_std": lambda d, m: (NUM_CLASSES, m, d),
 }
 
 
@@ -272,6 +281,8 @@ def load_weights(model_dir: str | os.PathLike | None = None) -> tuple[dict, dict
     arch = checked.arch()
     expected = dict(weight_shapes(arch))
     expected.update({name: shape(arch["latent_dim"]) for name, shape in PRIOR_SHAPES.items()})
+    if checked.prior_components:
+        expected.update({name: shape(arch["latent_dim"], checked.prior_components) for name, shape in MIXTURE_SHAPES.items()})
     try:
         weights = read_npz(weights_path, expected)
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
@@ -282,7 +293,8 @@ def load_weights(model_dir: str | os.PathLike | None = None) -> tuple[dict, dict
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{weights_path}: {name} holds NaN or infinite values; {fix}")
     config = {**config, "sharpness": checked.sharpness,
-              "truncation_radius": None if checked.truncation_radius == float("inf") else checked.truncation_radius}
+              "truncation_radius": None if checked.truncation_radius == float("inf") else checked.truncation_radius,
+              "prior_components": checked.prior_components}
     return config, weights
 
 
@@ -342,6 +354,7 @@ class Vae:
         self.latent_dim = checked.latent_dim
         self.sharpness = checked.sharpness
         self.truncation_radius = checked.truncation_radius
+        self.prior_components = checked.prior_components
         self.batch_size = batch_size
         self.threads: int | None = None  # threads for large batches; None: one per core
 
@@ -435,14 +448,22 @@ class Vae:
     def sample_latents(self, labels, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
         """One latent per label from the prior fitted to the training digits: (N, latent_dim).
 
-        z = mu_y + T * L_y @ eps, a Gaussian per label fitted to the encoder means of
-        the training digits (the aggregate posterior), rather than N(0, I): the
-        region of latent space the decoder was really trained on. eps is truncated
-        (see truncated_normal).
+        With a mixture prior (config "prior_components" M > 0), the aggregate
+        posterior itself: a training digit k of the label, drawn uniformly from the
+        M kept, and z = m_k + T * s_k * eps, its posterior q(z | x_k, y) = N(m_k, s_k^2)
+        (the VampPrior of Tomczak & Welling 2018 with the training digits as its
+        pseudo-inputs: the aggregate posterior, which Hoffman & Johnson 2016 show
+        differs from N(0, I)). T = 0 gives the training digit's posterior mean.
+        Without, z = mu_y + T * L_y @ eps, one Gaussian per label fitted to the
+        encoder means of the training digits. eps is truncated (see truncated_normal).
         """
         labels = np.asarray(labels)
         one_hot(labels)  # validates
         eps = self.truncated_normal(len(labels), rng)
+        if self.prior_components:
+            k = rng.integers(0, self.prior_components, len(labels))
+            mean, std = self.weights["prior/mixture_mean"][labels, k], self.weights["prior/mixture_std"][labels, k]
+            return (mean + temperature * std * eps).astype(np.float32)
         mu, chol = self.weights["prior/label_mean"][labels], self.weights["prior/label_chol"][labels]
         return mu + temperature * np.einsum("nij,nj->ni", chol, eps)
 

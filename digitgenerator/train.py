@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_path, atomic_write_bytes
 from .data import NUM_CLASSES, file_sha256
-from .model import CONFIG_FILE, DEFAULT_CONFIG, WEIGHTS_FILE, Vae, one_hot
+from .model import CONFIG_FILE, DEFAULT_CONFIG, WEIGHTS_FILE, ModelConfig, Vae, one_hot
 from .noise import MAX_TRAIN_NOISE, corrupt
 
 KERAS_WEIGHTS_FILE = "cvae.weights.h5"  # the Keras checkpoint, for resuming training
@@ -37,10 +38,20 @@ PRIOR_JITTER = 1e-4  # added to covariance diagonals so the Cholesky factor alwa
 # while reading bench/quality.py's held-out table (README says so), which shows its effect.
 TRUNCATION = 0.8
 CALIBRATE_EVERY = 25  # epochs between sharpness calibrations during training
+# Training digits per label whose posteriors make the mixture prior. 500 is all of the
+# embedded sample's; with all of MNIST (about 6,000 a label) a random 500 keep cvae.npz small.
+PRIOR_COMPONENTS = 500
 
 
-def fit_prior(means: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Gaussians fitted to encoder means (N, d): one per label, and one pooled ("style")."""
+def fit_prior(means: np.ndarray, labels: np.ndarray, log_vars: np.ndarray | None = None,
+              components: int = PRIOR_COMPONENTS, seed: int = 0) -> dict[str, np.ndarray]:
+    """The sampling priors from the training digits' posteriors (means, log-variances: (N, d)).
+
+    Gaussians fitted to the encoder means: one per label, and one pooled ("style",
+    for one handwriting across a number). With log_vars, also the mixture prior
+    (see Vae.sample_latents): the posteriors of `components` digits per label, chosen
+    at random (seeded) when a label has more; as many as the rarest label has when fewer.
+    """
     d = means.shape[1]
 
     def gaussian(z):
@@ -60,6 +71,12 @@ def fit_prior(means: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
         "prior/style_mean": style_mean,
         "prior/style_chol": style_chol,
     }
+    m = min([components] + [int(np.sum(labels == k)) for k in range(NUM_CLASSES)])
+    if log_vars is not None and m > 0:
+        rng = np.random.default_rng(seed)
+        kept = np.stack([rng.permutation(np.flatnonzero(labels == k))[:m] for k in range(NUM_CLASSES)])
+        prior["prior/mixture_mean"] = means[kept]
+        prior["prior/mixture_std"] = np.exp(0.5 * log_vars[kept])
     return {k: v.astype(np.float32) for k, v in prior.items()}
 
 
@@ -96,10 +113,42 @@ def calibrate_sharpness(vae, images: np.ndarray, labels: np.ndarray, seed: int =
     return float(SHARPNESS_GRID[int(np.argmin(distances))])
 
 
+def fit_sampling(arch: dict, weights: dict, images: np.ndarray, labels: np.ndarray,
+                 sharpness: float | None = None) -> dict:
+    """Fit the priors to the training digits (float (N, 28, 28) in [0, 1]) into `weights`;
+    return the sampling settings for config.json.
+
+    sharpness None calibrates it (a few seconds); a number reuses an earlier calibration.
+    """
+    from scipy.stats import chi2
+
+    for name in [k for k in weights if k.startswith("prior/")]:
+        del weights[name]
+    means, log_vars = Vae.from_weights(arch, weights).encode(images, labels)
+    weights.update(fit_prior(means, np.asarray(labels), log_vars))
+    radius = float(np.sqrt(chi2.ppf(TRUNCATION, arch["latent_dim"])))
+    components = len(weights["prior/mixture_mean"][0]) if "prior/mixture_mean" in weights else 0
+    sampling = {"truncation": TRUNCATION, "truncation_radius": radius, "prior_components": components}
+    if sharpness is None:
+        sharpness = calibrate_sharpness(Vae.from_weights({**arch, **sampling}, weights), images, labels)
+    return {**sampling, "sharpness": sharpness}
+
+
+def write_numpy_model(out_dir: Path, weights: dict, config: dict) -> dict:
+    """cvae.npz, then config.json naming its SHA-256, each atomically; returns the config written."""
+    npz_path = out_dir / WEIGHTS_FILE
+    with atomic_path(npz_path) as tmp:
+        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+            np.savez(f, **weights)
+    config = {**config, "weights_sha256": file_sha256(npz_path)}
+    atomic_write_bytes(out_dir / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
+    return config
+
+
 def save_model(
     model, images: np.ndarray, labels: np.ndarray, out_dir: Path, info: dict, sharpness: float | None = None
 ) -> dict:
-    """Write cvae.npz (weights + fitted prior), config.json and the Keras checkpoint, each atomically.
+    """Write cvae.npz (weights + fitted priors), config.json and the Keras checkpoint, each atomically.
 
     sharpness None calibrates it (a few seconds); a number reuses an earlier calibration.
     """
@@ -107,39 +156,36 @@ def save_model(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = model.named_weights()
-    means = []
-    for s in range(0, len(images), 1000):
-        x = images[s : s + 1000, ..., None]
-        means.append(np.asarray(model.encode(x, one_hot(labels[s : s + 1000]))[0]))
-    weights.update(fit_prior(np.concatenate(means), labels))
-    from scipy.stats import chi2
-
-    radius = float(np.sqrt(chi2.ppf(TRUNCATION, model.arch["latent_dim"])))
-    sampling = {"truncation": TRUNCATION, "truncation_radius": radius}
-    if sharpness is None:
-        sharpness = calibrate_sharpness(Vae.from_weights({**model.arch, **sampling}, weights), images, labels)
-    sampling["sharpness"] = sharpness
-    npz_path = out_dir / WEIGHTS_FILE
-    with atomic_path(npz_path) as tmp:
-        with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
-            np.savez(f, **weights)
+    sampling = fit_sampling(model.arch, weights, images, labels, sharpness)
     # Keras insists on the ".weights.h5" ending, so the temporary name keeps it.
     tmp_h5 = out_dir / f".tmp-{os.getpid()}.weights.h5"
     try:
-        model.save_weights(tmp_h5)
+        with warnings.catch_warnings():  # Keras's own numpy-2 DeprecationWarning, not the user's concern
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model.save_weights(tmp_h5)
         os.replace(tmp_h5, out_dir / KERAS_WEIGHTS_FILE)
     finally:
         tmp_h5.unlink(missing_ok=True)
-    config = {
-        **model.arch,
-        **info,
-        **sampling,
-        "digitgenerator_version": __version__,
-        "keras_version": keras.__version__,
-        "weights_sha256": file_sha256(npz_path),
-    }
-    atomic_write_bytes(out_dir / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
-    return config
+    config = {**model.arch, **info, **sampling, "digitgenerator_version": __version__, "keras_version": keras.__version__}
+    return write_numpy_model(out_dir, weights, config)
+
+
+def refit_prior(model_dir, images: np.ndarray, labels: np.ndarray) -> dict:
+    """Refit a trained model's priors (and sharpness) to its training digits, in place; no TensorFlow.
+
+    For a model saved before the mixture prior existed: its weights stay as they are.
+    images: uint8 or float (N, 28, 28), the digits it was trained on; labels (N,).
+    """
+    from .model import find_model_dir, load_weights
+
+    folder = find_model_dir(model_dir)
+    config, weights = load_weights(folder)
+    x = np.asarray(images, dtype=np.float32)
+    if x.max() > 1.0:
+        x = x / 255.0
+    arch = ModelConfig.from_dict(config).arch()
+    sampling = fit_sampling(arch, weights, x, np.asarray(labels, dtype=np.int64))
+    return write_numpy_model(folder, weights, {**config, **sampling, "prior_fitted_by": __version__})
 
 
 def train_cvae(

@@ -231,3 +231,153 @@ def test_style_of_refuses_pixels_outside_0_1(gen, value):
     image[5, 5] = value
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         gen.style_of(image, gen.labels[0])
+
+
+def refitted_model(tmp_path, n_per_class=4):
+    """A random model whose priors are fitted to small synthetic digits; returns (folder, float images, labels)."""
+    from conftest import make_digits
+    from digitgenerator.train import refit_prior
+
+    folder = write_random_model(tmp_path / "refit")
+    images, labels = make_digits(n_per_class)
+    refit_prior(folder, images, labels)
+    return folder, images.astype(np.float32) / 255, labels.astype(np.int64)
+
+
+def test_refit_prior_keeps_the_weights_and_records_the_mixture(tmp_path):
+    from digitgenerator.data import file_sha256
+
+    before = dict(np.load(write_random_model(tmp_path / "refit") / WEIGHTS_FILE))
+    folder, images, labels = refitted_model(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["prior_components"] == 4 and config["weights_sha256"] == file_sha256(folder / WEIGHTS_FILE)
+    assert 1.0 <= config["sharpness"] <= 3.0 and config["truncation_radius"] > 0
+    with np.load(folder / WEIGHTS_FILE) as npz:
+        after = dict(npz)
+    for name, array in before.items():
+        if not name.startswith("prior/"):
+            np.testing.assert_array_equal(after[name], array)
+    vae = Vae(folder)
+    means, log_vars = vae.encode(images, labels)
+    # the pooled style Gaussian is refitted to the posterior means (4 a label is too few for a label's own)
+    np.testing.assert_allclose(after["prior/style_mean"], means.mean(0), atol=1e-5)
+    np.testing.assert_array_equal(after["prior/label_mean"], 0)
+    # every component is the posterior of one training digit of its own label
+    for k in range(10):
+        own = means[labels == k]
+        for m, s in zip(after["prior/mixture_mean"][k], after["prior/mixture_std"][k]):
+            j = np.argmin(np.abs(own - m).sum(1))
+            np.testing.assert_allclose(m, own[j], atol=1e-5)
+            np.testing.assert_allclose(s, np.exp(0.5 * log_vars[labels == k][j]), rtol=1e-4)
+
+
+def test_mixture_prior_draws_a_training_digit_then_its_posterior(tmp_path):
+    folder, images, labels = refitted_model(tmp_path)
+    vae = Vae(folder)
+    means, log_vars = vae.encode(images, labels)
+    wanted = np.repeat(np.arange(10), 200)
+    z0 = vae.sample_latents(wanted, np.random.default_rng(0), temperature=0.0)
+    for z, y in zip(z0, wanted):  # T = 0: exactly some training digit's posterior mean, of the right label
+        assert np.abs(means[labels == y] - z).max(axis=1).min() <= 1e-5
+    assert len({tuple(np.round(z, 4)) for z in z0[wanted == 3]}) == 4  # all four digits of a label are drawn
+    vae.truncation_radius = np.inf  # untruncated: the mixture's variance in closed form
+    z = vae.sample_latents(np.full(20000, 7), np.random.default_rng(1))
+    own_m, own_s = means[labels == 7], np.exp(0.5 * log_vars[labels == 7])
+    expected = (own_s**2).mean(0) + own_m.var(0)  # law of total variance over 4 equally likely components
+    np.testing.assert_allclose(z.var(0), expected, rtol=0.08)
+    np.testing.assert_allclose(z.mean(0), own_m.mean(0), atol=4 * np.sqrt(expected / 20000).max())
+    twice = vae.sample_latents(wanted, np.random.default_rng(5)), vae.sample_latents(wanted, np.random.default_rng(5))
+    np.testing.assert_array_equal(*twice)
+
+
+def test_fit_prior_keeps_as_many_digits_as_the_rarest_label():
+    from digitgenerator.train import fit_prior
+
+    rng = np.random.default_rng(0)
+    labels = np.concatenate([np.full(30, k) for k in range(10)] + [np.full(5, 4)])  # label 4: 35 digits, the rest 30
+    means = (rng.standard_normal((len(labels), 16)) + labels[:, None]).astype(np.float32)
+    log_vars = rng.standard_normal((len(labels), 16))
+    prior = fit_prior(means, labels, log_vars, components=500)
+    assert prior["prior/mixture_mean"].shape == prior["prior/mixture_std"].shape == (10, 30, 16)
+    assert fit_prior(means, labels, log_vars, components=7)["prior/mixture_mean"].shape == (10, 7, 16)
+    for k in (0, 4, 9):  # each component is one of its label's digits, each digit at most once
+        rows = [np.flatnonzero(np.all(means == m, axis=1)) for m in prior["prior/mixture_mean"][k].astype(np.float64)]
+        rows = [r[0] for r in rows if len(r)] if all(len(r) == 1 for r in rows) else []
+        assert len(set(rows)) == 30 and np.all(labels[rows] == k)
+        np.testing.assert_allclose(prior["prior/mixture_std"][k], np.exp(0.5 * log_vars[rows]), rtol=1e-6)
+    assert "prior/mixture_mean" not in fit_prior(means, labels)  # no variances: the Gaussians only
+    assert "prior/mixture_mean" not in fit_prior(means[labels != 9], labels[labels != 9], log_vars[labels != 9])
+
+
+@pytest.mark.parametrize("components, message", [(-1, "prior_components"), (10**6, "prior_components"),
+                                                   ("4", "prior_components"), (5, "mixture_mean has shape")])
+def test_a_bad_mixture_prior_is_refused(tmp_path, components, message):
+    folder, _, _ = refitted_model(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "prior_components": components}))
+    with pytest.raises(ValueError, match=message):
+        Vae(folder)
+
+
+def test_a_mixture_model_without_its_arrays_is_refused(tmp_path):
+    folder, _, _ = refitted_model(tmp_path)
+    with np.load(folder / WEIGHTS_FILE) as npz:
+        weights = {k: v for k, v in npz.items() if k != "prior/mixture_std"}
+    np.savez(folder / WEIGHTS_FILE, **weights)
+    with pytest.raises(ValueError, match="lacks prior/mixture_std"):
+        Vae(folder)
+
+
+def test_refit_prior_command_needs_no_tensorflow(tmp_path, mnist_folder):
+    import subprocess
+    import sys
+
+    write_random_model(tmp_path / "model")
+    script = ("import sys; from digitgenerator.cli import train_main; "
+              f"code = train_main(['--refit-prior', '--out-dir', 'model', '--mnist-folder', {str(mnist_folder)!r}]); "
+              "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "refitted the prior of model/cvae.npz to 30 digits (3 per label" in done.stdout
+    assert Vae(tmp_path / "model").prior_components == 3
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "cvae.npz"]
+
+
+def test_refit_prior_command_without_a_model_is_one_line(tmp_path, mnist_folder, capsys):
+    from digitgenerator.cli import train_main
+
+    assert train_main(["--refit-prior", "--out-dir", "nowhere", "--mnist-folder", str(mnist_folder)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nowhere" in err[0] and "cvae.npz is missing" in err[0]
+
+
+def test_frechet_distance_of_a_scaled_and_shifted_copy():
+    """f2 = 2 f1 + 3: means differ by m1 + 3, and Tr(S + 4S - 2 (4 S^2)^(1/2)) = Tr(S)."""
+    from digitgenerator.train import frechet_distance
+
+    f1 = np.random.default_rng(0).standard_normal((400, 6)) @ np.diag([1, 2, 3, 0.5, 1, 4]) + 1.0
+    expected = ((f1.mean(0) + 3) ** 2).sum() + np.trace(np.cov(f1, rowvar=False))
+    assert frechet_distance(f1, 2 * f1 + 3) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(f1, f1) == pytest.approx(0, abs=1e-6)
+
+
+def test_refit_prior_reads_uint8_and_float_digits_alike(tmp_path):
+    from conftest import make_digits
+    from digitgenerator.train import refit_prior
+
+    images, labels = make_digits(4)
+    a = refit_prior(write_random_model(tmp_path / "a"), images, labels)
+    b = refit_prior(write_random_model(tmp_path / "b"), images.astype(np.float32) / 255, labels)
+    assert a["weights_sha256"] == b["weights_sha256"] and a["sharpness"] == b["sharpness"]
+
+
+@pytest.mark.parametrize("kwargs, message", [({"learning_rate": 1.5}, "learning_rate"), ({"learning_rate": 0}, "learning_rate"),
+                                             ({"batch_size": 31}, "fewer than one batch of 31"), ({"epochs": 0}, "epochs")])
+def test_train_cvae_refuses_bad_settings_before_importing_tensorflow(tmp_path, kwargs, message):
+    from conftest import make_digits
+    from digitgenerator.train import train_cvae
+
+    images, labels = make_digits()  # 30 digits
+    with pytest.raises(ValueError, match=message):
+        train_cvae(images, labels, tmp_path / "m", **kwargs)
+    assert not (tmp_path / "m").exists()

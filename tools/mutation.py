@@ -45,6 +45,7 @@ TESTS = {
     "torch": ["test_torch.py"],
     "cli": ["test_cli.py", "test_options.py", "test_realistic.py", "test_hardening.py", "test_dataset.py", "test_model.py"],
     "model": ["test_model.py", "test_hardening.py", "test_options.py", "test_generator.py"],
+    "train": ["test_model.py"],
     "handwriting": ["test_realistic.py"],
     "paper": ["test_realistic.py"],
     "realistic": ["test_realistic.py"],
