@@ -175,7 +175,8 @@ class Digitgenerator:
         "shared" writes the whole sequence in one handwriting (one latent for
         every digit); a latent vector (latent_dim,) -- e.g. from `style_of` --
         writes in that style. temperature scales the spread of the latent
-        prior (lower: tidier). realistic: as for draw_from_mnist.
+        prior (lower: tidier; 0 gives each independent digit a training digit's
+        posterior mean, and "shared" the typical latent). realistic: as for draw_from_mnist.
         """
         digits, spacing_range, image_width = self._check(digits, spacing_range, image_width)
         temperature = _check_temperature(temperature)
