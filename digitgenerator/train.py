@@ -113,6 +113,12 @@ def calibrate_sharpness(vae, images: np.ndarray, labels: np.ndarray, seed: int =
     return float(SHARPNESS_GRID[int(np.argmin(distances))])
 
 
+def unit_images(images) -> np.ndarray:
+    """Digits (N, 28, 28) as float32 in [0, 1]: uint8-scaled ones (any pixel above 1) divided by 255."""
+    x = np.asarray(images, dtype=np.float32)
+    return x / 255.0 if x.max() > 1.0 else x
+
+
 def fit_sampling(arch: dict, weights: dict, images: np.ndarray, labels: np.ndarray,
                  sharpness: float | None = None) -> dict:
     """Fit the priors to the training digits (float (N, 28, 28) in [0, 1]) into `weights`;
@@ -180,11 +186,8 @@ def refit_prior(model_dir, images: np.ndarray, labels: np.ndarray) -> dict:
 
     folder = find_model_dir(model_dir)
     config, weights = load_weights(folder)
-    x = np.asarray(images, dtype=np.float32)
-    if x.max() > 1.0:
-        x = x / 255.0
     arch = ModelConfig.from_dict(config).arch()
-    sampling = fit_sampling(arch, weights, x, np.asarray(labels, dtype=np.int64))
+    sampling = fit_sampling(arch, weights, unit_images(images), np.asarray(labels, dtype=np.int64))
     return write_numpy_model(folder, weights, {**config, **sampling, "prior_fitted_by": __version__})
 
 
@@ -212,9 +215,7 @@ def train_cvae(
     noisy_share = checks.number(noisy_share, "noisy_share", 0.0, 1.0)
     learning_rate = checks.number(learning_rate, "learning_rate", 1e-7, 1.0)
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    x_all = np.asarray(images, dtype=np.float32)
-    if x_all.max() > 1.0:
-        x_all = x_all / 255.0
+    x_all = unit_images(images)
     y_all = one_hot(np.asarray(labels, dtype=np.int64))
     if len(x_all) < batch_size:
         raise ValueError(f"{len(x_all)} digits is fewer than one batch of {batch_size}")
