@@ -139,6 +139,15 @@ def style_table(vae, real_images, real_labels, rng, numbers: int = 1000, length:
 CLASSIFIERS = {"plain": {"steps": 3000, "shift": 0.0}, "shifted": {"steps": 6000, "shift": 0.1}}
 
 
+def sample_with_prior(vae, labels, rng, components: int, temperature: float = 1.0) -> np.ndarray:
+    """vae.sample with `components` mixture components in force (0: the per-label Gaussians), then as it was."""
+    kept, vae.prior_components = vae.prior_components, components
+    try:
+        return vae.sample(labels, rng, temperature)
+    finally:
+        vae.prior_components = kept
+
+
 def classification_accuracy_score(x, y, x_test, y_test, seed: int, steps: int = 3000, batch: int = 64,
                                   shift: float = 0.0) -> float:
     """A fixed small CNN trained `steps` batches on (x, y), read on (x_test, y_test): its accuracy.
@@ -184,9 +193,7 @@ def cas_table(vae, real_x, real_y, x_test, y_test, rng, seed: int, n: int) -> li
         ("CVAE as shipped", generated, wanted),
     ]
     if vae.prior_components:
-        components, vae.prior_components = vae.prior_components, 0
-        gaussian = vae.sample(wanted, rng).astype(np.float32)
-        vae.prior_components = components
+        gaussian = sample_with_prior(vae, wanted, rng, 0).astype(np.float32)
         sets.append(("CVAE with one Gaussian per label (the prior before 1.2.0)", gaussian, wanted))
     sets += [
         ("real + CVAE", np.concatenate([real_x, generated]), np.concatenate([real_y, wanted])),
@@ -237,7 +244,7 @@ def main(argv=None) -> int:
         ("real: the 5,000 training digits", float(np.mean(predict(train_images.astype(np.float32) / 255) == train_labels)), real_fd),
         ("real: t10k half A", float(np.mean(predict(xa) == ya)), frechet(feats(xa), fb)),
     ]
-    shipped, shipped_components = (vae.truncation_radius, vae.sharpness), vae.prior_components
+    shipped = (vae.truncation_radius, vae.sharpness)
     variants = [
         (f"CVAE as shipped (T=1, truncation {vae.config.get('truncation')}, sharpness {vae.sharpness}"
          f"{', mixture prior' if vae.prior_components else ''})", 1.0, *shipped),
@@ -249,11 +256,9 @@ def main(argv=None) -> int:
         variants.append(("CVAE with one Gaussian per label (the prior before 1.2.0)", 1.0, *shipped, 0))
     for name, temperature, radius, sharpness, *components in variants:
         vae.truncation_radius, vae.sharpness = radius, sharpness
-        vae.prior_components = components[0] if components else shipped_components
-        gen = vae.sample(ya, rng, temperature)
+        gen = sample_with_prior(vae, ya, rng, components[0] if components else vae.prior_components, temperature)
         rows.append((name, float(np.mean(predict(gen) == ya)), frechet(feats(gen), fb)))
     vae.truncation_radius, vae.sharpness = shipped
-    vae.prior_components = shipped_components
     z = rng.standard_normal((len(ya), vae.latent_dim)).astype(np.float32)
     gen = vae.decode(z, ya)
     rows.append(("CVAE with z ~ N(0, I) (the textbook prior)", float(np.mean(predict(gen) == ya)), frechet(feats(gen), fb)))
