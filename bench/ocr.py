@@ -21,8 +21,8 @@ For each configuration (a list of `digitgenerator-dataset` flags) this script
    that neither grey scanned paper nor pure black and white sets its levels.
 It reports sequence accuracy (the whole number read exactly) and character
 error rate (edit distance / digits). Two trainings on the same kind of data
-differ by 1-2 points (multithreaded CPU training is not bit-reproducible, and
-each seed writes other images): `--seeds 3` reports each row's mean over three.
+differ by 1-2 points (each seed writes other images; a rerun of one seed on the
+same machine reads the same): `--seeds 3` reports each row's mean over three.
 
     python bench/ocr.py --config realistic --seeds 3     # README's realistic row (about 15 min per training on 2 cores)
     python bench/ocr.py --config default --config "ink-spacing + augmentation"   # its box-layout rows (15-23 min each)

