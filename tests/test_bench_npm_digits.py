@@ -74,7 +74,9 @@ def test_provenance_checks_pass_on_disjoint_digits_and_the_training_labels_count
     others, _ = digits(5)
     shuffled = np.random.default_rng(0).permutation(labels)  # same counts, training order
     said = npm.check_provenance(images, labels, shared_folder(tmp_path, others, np.concatenate([shuffled, labels])))
-    assert "none of the 30" in said
+    assert "none of the 30" in said and "label counts = the first 30" in said
+    (tmp_path / "shared" / "train-labels-idx1-ubyte.gz").unlink()
+    assert "label counts not checked" in npm.check_provenance(images, labels, tmp_path / "shared")
     with pytest.raises(ValueError, match="label counts"):
         npm.check_provenance(images, labels, shared_folder(tmp_path / "b", others, np.zeros(60, np.uint8)))
 
