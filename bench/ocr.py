@@ -20,13 +20,16 @@ For each configuration (a list of `digitgenerator-dataset` flags) this script
    contrast-normalised (paper to 0, ink to 1), as an OCR front end would, so
    that neither grey scanned paper nor pure black and white sets its levels.
 It reports sequence accuracy (the whole number read exactly) and character
-error rate (edit distance / digits). Two trainings on the same kind of data
+error rate (edit distance / digits), then where the errors come from: numbers
+read too long or too short, and digits inserted, dropped or substituted (from a
+fewest-edits alignment; `--reads FOLDER` writes every read as JSON). Two trainings on the same kind of data
 differ by 1-2 points (each seed writes other images; a rerun of one seed on the
 same machine reads the same): `--seeds 3` reports each row's mean over three.
 
     python bench/ocr.py --config realistic --seeds 3     # README's realistic row (about 15 min per training on 2 cores)
     python bench/ocr.py --config default --config "ink-spacing + augmentation"   # its box-layout rows (15-23 min each)
     python bench/ocr.py --train 4000 --epochs 3          # a quick look
+    DIGITGENERATOR_MNIST_DATA=/tmp/mnist60k python bench/ocr.py --config realistic   # all 60,000 digits (bench/npm_digits.py)
 
 Needs TensorFlow (pip install ".[train]") and ../shared/mnist/.
 """
@@ -255,8 +258,8 @@ def edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
-def score(model, inputs: list[np.ndarray], texts: list[str]) -> tuple[float, float]:
-    """(sequence accuracy, character error rate) of the model on inputs (INPUT_HEIGHT, w_i) that show `texts`."""
+def read_numbers(model, inputs: list[np.ndarray]) -> list[str]:
+    """What the model reads on inputs (INPUT_HEIGHT, w_i), each batch one width class."""
     classes = bucket_width(np.array([x.shape[1] for x in inputs]))
     read = [""] * len(inputs)
     for width in np.unique(classes):
@@ -264,9 +267,59 @@ def score(model, inputs: list[np.ndarray], texts: list[str]) -> tuple[float, flo
         logits = model.predict(pad_batch([inputs[i] for i in group], int(width)), batch_size=256, verbose=0)
         for i, text in zip(group, greedy_decode(logits)):
             read[i] = text
-    exact = np.mean([r == t for r, t in zip(read, texts)])
-    cer = sum(edit_distance(r, t) for r, t in zip(read, texts)) / sum(len(t) for t in texts)
+    return read
+
+
+def accuracy(reads: list[str], texts: list[str]) -> tuple[float, float]:
+    """(sequence accuracy, character error rate): numbers read exactly, and edit distance / digits."""
+    exact = np.mean([r == t for r, t in zip(reads, texts)])
+    cer = sum(edit_distance(r, t) for r, t in zip(reads, texts)) / sum(len(t) for t in texts)
     return float(exact), float(cer)
+
+
+def score(model, inputs: list[np.ndarray], texts: list[str]) -> tuple[float, float]:
+    """(sequence accuracy, character error rate) of the model on inputs (INPUT_HEIGHT, w_i) that show `texts`."""
+    return accuracy(read_numbers(model, inputs), texts)
+
+
+def edits(text: str, read: str) -> list[tuple[str, str, str]]:
+    """One fewest-edits alignment of `read` to `text`: ("sub", true, read), ("ins", "", read) or ("del", true, "")."""
+    n, m = len(text), len(read)
+    cost = np.zeros((n + 1, m + 1), np.int64)
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1, cost[i - 1, j - 1] + (text[i - 1] != read[j - 1]))
+    out, i, j = [], n, m
+    while i or j:  # walk back, preferring a match or substitution, then a dropped, then an inserted digit
+        if i and j and cost[i, j] == cost[i - 1, j - 1] + (text[i - 1] != read[j - 1]):
+            if text[i - 1] != read[j - 1]:
+                out.append(("sub", text[i - 1], read[j - 1]))
+            i, j = i - 1, j - 1
+        elif i and cost[i, j] == cost[i - 1, j] + 1:
+            out.append(("del", text[i - 1], ""))
+            i -= 1
+        else:
+            out.append(("ins", "", read[j - 1]))
+            j -= 1
+    return out[::-1]
+
+
+def error_kinds(texts: list[str], reads: list[str]) -> dict:
+    """Where a set's errors come from: numbers read too long or short, and digits inserted, dropped, substituted."""
+    kinds = {"too long": 0, "too short": 0, "inserted": 0, "inserted 1s": 0, "dropped": 0, "dropped 1s": 0, "substituted": 0}
+    for text, read in zip(texts, reads):
+        kinds["too long"] += len(read) > len(text)
+        kinds["too short"] += len(read) < len(text)
+        for kind, true, got in edits(text, read):
+            if kind == "sub":
+                kinds["substituted"] += 1
+            else:
+                name = "inserted" if kind == "ins" else "dropped"
+                kinds[name] += 1
+                kinds[name + " 1s"] += (got or true) == "1"
+    kinds["digits"] = sum(len(t) for t in texts)
+    return kinds
 
 
 def epoch_batches(widths: np.ndarray, rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
@@ -328,8 +381,17 @@ def run_row(name: str, work: Path, tests: dict, args, seed: int) -> dict:
     start = time.perf_counter()
     model = train(x, texts, args.epochs, seed)
     trained = time.perf_counter() - start
-    result = {test: score(model, *data) for test, data in tests.items()}
-    print(f"{name}, seed {seed}: {result} (data {made:.0f} s, training {trained:.0f} s)", file=sys.stderr, flush=True)
+    result = {}
+    for test, (inputs, texts) in tests.items():
+        reads = read_numbers(model, inputs)
+        result[test] = accuracy(reads, texts)
+        result[test + " errors"] = error_kinds(texts, reads)
+        if args.reads is not None:
+            args.reads.mkdir(parents=True, exist_ok=True)
+            path = args.reads / f"{folder.name}-{test}.json"
+            path.write_text(json.dumps([[t, r] for t, r in zip(texts, reads)]), encoding="utf-8")
+    said = {test: result[test] for test in tests}
+    print(f"{name}, seed {seed}: {said} (data {made:.0f} s, training {trained:.0f} s)", file=sys.stderr, flush=True)
     return result
 
 
@@ -349,6 +411,19 @@ def table(rows: list[tuple[str, list[dict]]]) -> list[str]:
     return lines
 
 
+def errors_table(rows: list[tuple[str, list[dict]]]) -> list[str]:
+    """Where each row's errors come from, per training (the mean over its seeds): numbers read too long or too
+    short, digits inserted (of them 1s), dropped (of them 1s), and substituted (% of the set's digits)."""
+    lines = ["| training data | test set | numbers too long | numbers too short | digits inserted (1s) | digits dropped (1s) | digits substituted |",
+             "|---" * 7 + "|"]
+    for name, runs in rows:
+        for test in ("separated", "touching"):
+            mean = {k: np.mean([run[test + " errors"][k] for run in runs]) for k in runs[0][test + " errors"]}
+            lines.append(f"| {name} | {test} | {mean['too long']:.0f} | {mean['too short']:.0f} | {mean['inserted']:.0f} ({mean['inserted 1s']:.0f}) "
+                         f"| {mean['dropped']:.0f} ({mean['dropped 1s']:.0f}) | {mean['substituted']:.0f} ({mean['substituted'] / mean['digits']:.2%}) |")
+    return lines
+
+
 def main(argv=None) -> int:
     global INPUT_HEIGHT, MAX_WIDTH
     parser = argparse.ArgumentParser(description="OCR usefulness of digitgenerator datasets")
@@ -359,6 +434,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="train each row this many times (seeds SEED, SEED + 1, ...) and report the mean")
     parser.add_argument("--config", action="append", choices=sorted(CONFIGS), help="only these rows (repeatable)")
     parser.add_argument("--keep", type=Path, default=None, help="write the training sets here instead of a temporary folder")
+    parser.add_argument("--reads", type=Path, default=None, help="write each training's reads here, as JSON [[true, read], ...] per test set")
     parser.add_argument("--input-height", type=int, default=INPUT_HEIGHT, help="the recognizer's input height (widest input: 10x)")
     args = parser.parse_args(argv)
     INPUT_HEIGHT, MAX_WIDTH = args.input_height, 10 * args.input_height
@@ -384,6 +460,8 @@ def main(argv=None) -> int:
           f"{', '.join(map(str, seeds))}{': the mean' if args.seeds > 1 else ''}); "
           f"tested on {args.test:,} real numbers of {TEST_LENGTHS[0]}-{TEST_LENGTHS[1]} MNIST test digits per set\n")
     print("\n".join(table(rows)))
+    print(f"\nWhere the errors come from, per training (of {args.test:,} numbers per set):\n")
+    print("\n".join(errors_table(rows)))
     return 0
 
 

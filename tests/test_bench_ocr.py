@@ -96,3 +96,37 @@ def test_table_reports_each_rows_mean_over_its_seeds():
     assert lines[3].startswith("| default (no flags) | 90.0% | 2.00% | 80.0% | 5.00% |")
     single = ocr.table([("realistic", runs[1:])])
     assert single[2] == "| realistic (`--realistic`) | 94.0% | 1.00% | 84.0% | 4.00% |" and single[1].count("|---") == 5
+
+
+def test_edits_are_a_fewest_edits_alignment():
+    words = ["", "1", "11", "41", "141", "4", "123", "1123", "3321", "909", "7777"]
+    for text, read in itertools.product(words, repeat=2):
+        ops = ocr.edits(text, read)
+        assert len(ops) == levenshtein_by_search(text, read), (text, read)
+        kinds = [kind for kind, _, _ in ops]
+        # what is not inserted is read from the text: each dropped digit shortens the read, each inserted one lengthens it
+        assert len(read) - len(text) == kinds.count("ins") - kinds.count("del"), (text, read)
+        for kind, true, got in ops:
+            assert (kind == "sub") == (true != "" and got != "" and true != got)
+            assert true in text and got in read
+
+
+def test_error_kinds_count_what_a_reader_sees():
+    texts = ["123", "45", "7", "4", "900"]
+    reads = ["1123", "4", "8", "41", "900"]
+    kinds = ocr.error_kinds(texts, reads)
+    assert kinds == {"too long": 2, "too short": 1, "inserted": 2, "inserted 1s": 2, "dropped": 1, "dropped 1s": 0,
+                     "substituted": 1, "digits": 10}
+    assert ocr.error_kinds(["61"], ["6"])["dropped 1s"] == 1 and ocr.error_kinds(["61"], ["67"])["substituted"] == 1
+
+
+def test_errors_table_gives_each_rows_mean_over_its_seeds():
+    def run(sub, ins):
+        kinds = {"too long": ins, "too short": 0, "inserted": ins, "inserted 1s": 1, "dropped": 2, "dropped 1s": 2,
+                 "substituted": sub, "digits": 1000}
+        return {"separated errors": kinds, "touching errors": {**kinds, "substituted": 2 * sub}}
+
+    lines = ocr.errors_table([("realistic", [run(10, 4), run(20, 6)])])
+    assert len(lines) == 4 and lines[1].count("|---") == 7
+    assert lines[2] == "| realistic | separated | 5 | 0 | 5 (1) | 2 (2) | 15 (1.50%) |"
+    assert lines[3] == "| realistic | touching | 5 | 0 | 5 (1) | 2 (2) | 30 (3.00%) |"
