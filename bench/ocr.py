@@ -58,7 +58,9 @@ INPUT_HEIGHT = 24  # the recognizer's input: every image is resized to this heig
 MAX_WIDTH = 240  # wider inputs are squeezed to this width
 BUCKET = 16  # a batch holds inputs of one width class, padded to a multiple of this: TensorFlow's CPU convolutions
 # run about 3x faster on static shapes than on a dynamic width, and padding every input to MAX_WIDTH would triple the work
-FILTERS = (16, 32, 48, 64)  # the convolution stages; each but the last halves the height
+FILTERS = (16, 32, 48, 64)  # the convolution stages; each but the last halves the height. With all 60,000 MNIST
+# digits, 1.5x as many (--filters 24 48 72 96, 1.5x the time) read more (docs/ocr-experiments.md)
+MAX_FILTERS = 512
 COLUMN_FEATURES = 128  # the 1-D convolutions over the columns
 DROPOUT = 0.3  # between the column convolutions
 WEIGHT_DECAY = 0.05  # AdamW's decoupled decay (Loshchilov & Hutter 2019); with DROPOUT, +1 / +2 points over 0.2 and none
@@ -249,13 +251,8 @@ def greedy_decode(logits: np.ndarray) -> list[str]:
 
 
 def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+    """The fewest single-digit edits (insertions, deletions, substitutions) that turn a into b."""
+    return len(edits(a, b))
 
 
 def read_numbers(model, inputs: list[np.ndarray]) -> list[str]:
@@ -285,18 +282,18 @@ def score(model, inputs: list[np.ndarray], texts: list[str]) -> tuple[float, flo
 def edits(text: str, read: str) -> list[tuple[str, str, str]]:
     """One fewest-edits alignment of `read` to `text`: ("sub", true, read), ("ins", "", read) or ("del", true, "")."""
     n, m = len(text), len(read)
-    cost = np.zeros((n + 1, m + 1), np.int64)
-    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    # Wagner-Fischer: cost[i][j] = the fewest edits that turn text[:i] into read[:j]
+    cost = [list(range(m + 1))] + [[i] + [0] * m for i in range(1, n + 1)]
     for i in range(1, n + 1):
         for j in range(1, m + 1):
-            cost[i, j] = min(cost[i - 1, j] + 1, cost[i, j - 1] + 1, cost[i - 1, j - 1] + (text[i - 1] != read[j - 1]))
+            cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1, cost[i - 1][j - 1] + (text[i - 1] != read[j - 1]))
     out, i, j = [], n, m
     while i or j:  # walk back, preferring a match or substitution, then a dropped, then an inserted digit
-        if i and j and cost[i, j] == cost[i - 1, j - 1] + (text[i - 1] != read[j - 1]):
+        if i and j and cost[i][j] == cost[i - 1][j - 1] + (text[i - 1] != read[j - 1]):
             if text[i - 1] != read[j - 1]:
                 out.append(("sub", text[i - 1], read[j - 1]))
             i, j = i - 1, j - 1
-        elif i and cost[i, j] == cost[i - 1, j] + 1:
+        elif i and cost[i][j] == cost[i - 1][j] + 1:
             out.append(("del", text[i - 1], ""))
             i -= 1
         else:
@@ -382,12 +379,13 @@ def run_row(name: str, work: Path, tests: dict, args, seed: int) -> dict:
     model = train(x, texts, args.epochs, seed)
     trained = time.perf_counter() - start
     result = {}
+    if args.reads is not None:
+        args.reads.mkdir(parents=True, exist_ok=True)
     for test, (inputs, texts) in tests.items():
         reads = read_numbers(model, inputs)
         result[test] = accuracy(reads, texts)
         result[test + " errors"] = error_kinds(texts, reads)
         if args.reads is not None:
-            args.reads.mkdir(parents=True, exist_ok=True)
             path = args.reads / f"{folder.name}-{test}.json"
             path.write_text(json.dumps([[t, r] for t, r in zip(texts, reads)]), encoding="utf-8")
     said = {test: result[test] for test in tests}
@@ -424,8 +422,16 @@ def errors_table(rows: list[tuple[str, list[dict]]]) -> list[str]:
     return lines
 
 
+def filters(text: str) -> int:
+    """argparse type of --filters: one stage's convolution filters, 1..MAX_FILTERS."""
+    value = int(text)
+    if not 1 <= value <= MAX_FILTERS:
+        raise argparse.ArgumentTypeError(f"{value} filters: use 1..{MAX_FILTERS}")
+    return value
+
+
 def main(argv=None) -> int:
-    global INPUT_HEIGHT, MAX_WIDTH
+    global INPUT_HEIGHT, MAX_WIDTH, FILTERS
     parser = argparse.ArgumentParser(description="OCR usefulness of digitgenerator datasets")
     parser.add_argument("--train", type=int, default=20_000, help="training images per configuration")
     parser.add_argument("--test", type=int, default=3_000, help="real test numbers per set (3,000: a read rate near 90%% is known to about +/- 0.5 points)")
@@ -436,8 +442,10 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="write the training sets here instead of a temporary folder")
     parser.add_argument("--reads", type=Path, default=None, help="write each training's reads here, as JSON [[true, read], ...] per test set")
     parser.add_argument("--input-height", type=int, default=INPUT_HEIGHT, help="the recognizer's input height (widest input: 10x)")
+    parser.add_argument("--filters", type=filters, nargs=len(FILTERS), default=FILTERS, metavar="N",
+                        help=f"the recognizer's convolution filters per stage (default {' '.join(map(str, FILTERS))})")
     args = parser.parse_args(argv)
-    INPUT_HEIGHT, MAX_WIDTH = args.input_height, 10 * args.input_height
+    INPUT_HEIGHT, MAX_WIDTH, FILTERS = args.input_height, 10 * args.input_height, tuple(args.filters)
     if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
         print(f"ocr.py: the MNIST test set is not in {SHARED_MNIST}", file=sys.stderr)
         return 2
@@ -456,7 +464,7 @@ def main(argv=None) -> int:
         for name in args.config or list(CONFIGS):
             rows.append((name, [run_row(name, work, tests, args, seed) for seed in seeds]))
 
-    print(f"\nCRNN + CTC trained on {args.train:,} images per row ({args.epochs} epochs, seed{'s' if args.seeds > 1 else ''} "
+    print(f"\nCRNN + CTC ({'-'.join(map(str, FILTERS))} filters) trained on {args.train:,} images per row ({args.epochs} epochs, seed{'s' if args.seeds > 1 else ''} "
           f"{', '.join(map(str, seeds))}{': the mean' if args.seeds > 1 else ''}); "
           f"tested on {args.test:,} real numbers of {TEST_LENGTHS[0]}-{TEST_LENGTHS[1]} MNIST test digits per set\n")
     print("\n".join(table(rows)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -130,3 +131,38 @@ def test_errors_table_gives_each_rows_mean_over_its_seeds():
     assert len(lines) == 4 and lines[1].count("|---") == 7
     assert lines[2] == "| realistic | separated | 5 | 0 | 5 (1) | 2 (2) | 15 (1.50%) |"
     assert lines[3] == "| realistic | touching | 5 | 0 | 5 (1) | 2 (2) | 30 (3.00%) |"
+
+
+def test_filters_option_sets_the_recognizers_width_and_is_bounded(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(ocr, "FILTERS", ocr.FILTERS)  # restored after the test
+    monkeypatch.setattr(ocr, "INPUT_HEIGHT", ocr.INPUT_HEIGHT)
+    monkeypatch.setattr(ocr, "MAX_WIDTH", ocr.MAX_WIDTH)
+    monkeypatch.setattr(ocr, "SHARED_MNIST", tmp_path / "absent")  # main stops after reading its options
+    assert ocr.main(["--filters", "24", "48", "72", "96"]) == 2
+    assert ocr.FILTERS == (24, 48, 72, 96)
+    for bad in (["0", "1", "1", "1"], ["1", "1", "1", str(ocr.MAX_FILTERS + 1)], ["1", "2", "3"]):
+        with pytest.raises(SystemExit) as exit_:
+            ocr.main(["--filters", *bad])
+        assert exit_.value.code == 2
+        assert "--filters" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_run_row_reports_and_writes_what_the_recognizer_read(monkeypatch, tmp_path):
+    class ReadsTwelve:  # a stand-in recognizer: every input reads "12"
+        def predict(self, batch, batch_size, verbose):
+            path = [1, ocr.BLANK, 2] + [ocr.BLANK] * (batch.shape[2] // 2 - 3)
+            return np.repeat(one_hot_logits(path), len(batch), axis=0)
+
+    monkeypatch.setattr(ocr, "train", lambda x, texts, epochs, seed: ReadsTwelve())
+    monkeypatch.setattr(ocr, "CONFIGS", {"realistic": ["--realistic", "--length", "2", "2"]})
+    tests = {"separated": ([np.zeros((ocr.INPUT_HEIGHT, 40), np.float32)] * 3, ["12", "125", "7"])}
+
+    class Args:
+        train, epochs, keep, reads = 4, 1, None, tmp_path / "reads"
+
+    result = ocr.run_row("realistic", tmp_path / "work", tests, Args, seed=0)
+    assert result["separated"] == (pytest.approx(1 / 3), pytest.approx(3 / 6))
+    assert result["separated errors"]["too short"] == 1 and result["separated errors"]["too long"] == 1
+    written = json.loads((tmp_path / "reads" / "realistic-seed0-separated.json").read_text())
+    assert written == [["12", "12"], ["125", "12"], ["7", "12"]]
+    assert not (tmp_path / "work" / "realistic-seed0").exists()  # the training images do not outlive the row
