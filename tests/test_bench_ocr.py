@@ -160,9 +160,18 @@ def test_run_row_reports_and_writes_what_the_recognizer_read(monkeypatch, tmp_pa
     class Args:
         train, epochs, keep, reads = 4, 1, None, tmp_path / "reads"
 
+    Args.reads.mkdir()  # main makes it before the first training
+
     result = ocr.run_row("realistic", tmp_path / "work", tests, Args, seed=0)
     assert result["separated"] == (pytest.approx(1 / 3), pytest.approx(3 / 6))
     assert result["separated errors"]["too short"] == 1 and result["separated errors"]["too long"] == 1
     written = json.loads((tmp_path / "reads" / "realistic-seed0-separated.json").read_text())
     assert written == [["12", "12"], ["125", "12"], ["7", "12"]]
     assert not (tmp_path / "work" / "realistic-seed0").exists()  # the training images do not outlive the row
+
+
+def test_an_unwritable_reads_folder_is_refused_before_any_training(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert ocr.main(["--reads", str(tmp_path / "file" / "reads")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("ocr.py: --reads")
