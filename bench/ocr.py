@@ -274,11 +274,6 @@ def accuracy(reads: list[str], texts: list[str]) -> tuple[float, float]:
     return float(exact), float(cer)
 
 
-def score(model, inputs: list[np.ndarray], texts: list[str]) -> tuple[float, float]:
-    """(sequence accuracy, character error rate) of the model on inputs (INPUT_HEIGHT, w_i) that show `texts`."""
-    return accuracy(read_numbers(model, inputs), texts)
-
-
 def edits(text: str, read: str) -> list[tuple[str, str, str]]:
     """One fewest-edits alignment of `read` to `text`: ("sub", true, read), ("ins", "", read) or ("del", true, "")."""
     n, m = len(text), len(read)
