@@ -6,6 +6,7 @@ For each configuration (a list of `digitgenerator-dataset` flags) this script
 2. trains a small CRNN (convolutions over the image, a 1-D convolution over its
    columns, per-column softmax) with the CTC loss (Graves et al. 2006) on CPU,
    fixed epochs and seed, each batch of one width class (see BUCKET);
+   `--filters` and `--convs` set its width and depth;
 3. reads two sets of real numbers made of MNIST *test* digits (t10k, in
    ../shared/mnist/: never used for training images):
    - separated: digits at their own size, 2-8 px of paper between inks,
@@ -19,6 +20,8 @@ For each configuration (a list of `digitgenerator-dataset` flags) this script
    generator's canvas height sets the scale the recognizer sees, and
    contrast-normalised (paper to 0, ink to 1), as an OCR front end would, so
    that neither grey scanned paper nor pure black and white sets its levels.
+   With `--tta` each test number is also read a row higher and a row lower
+   and the three reads' class probabilities are averaged before decoding.
 It reports sequence accuracy (the whole number read exactly) and character
 error rate (edit distance / digits), then where the errors come from: numbers
 read too long or too short, and digits inserted, dropped or substituted (from a
@@ -30,6 +33,8 @@ same machine reads the same): `--seeds 3` reports each row's mean over three.
     python bench/ocr.py --config default --config "ink-spacing + augmentation"   # its box-layout rows (15-23 min each)
     python bench/ocr.py --train 4000 --epochs 3          # a quick look
     DIGITGENERATOR_MNIST_DATA=/tmp/mnist60k python bench/ocr.py --config realistic   # all 60,000 digits (bench/npm_digits.py)
+    DIGITGENERATOR_MNIST_DATA=/tmp/mnist60k python bench/ocr.py --config realistic \
+        --filters 24 48 72 96 --convs 1 2 2 2 --tta --seeds 3      # the best recognizer so far (about 35 min a training)
 
 Needs TensorFlow (pip install ".[train]") and ../shared/mnist/.
 """
@@ -61,6 +66,12 @@ BUCKET = 16  # a batch holds inputs of one width class, padded to a multiple of 
 FILTERS = (16, 32, 48, 64)  # the convolution stages; each but the last halves the height. With all 60,000 MNIST
 # digits, 1.5x as many (--filters 24 48 72 96, 1.5x the time) read more (docs/ocr-experiments.md)
 MAX_FILTERS = 512
+CONVS = (1, 1, 1, 1)  # 3x3 convolutions per stage. With all 60,000 digits, two in each stage after the first
+# (--convs 1 2 2 2, 1.4x the time) read more than 1.5x the filters did (docs/ocr-experiments.md)
+MAX_CONVS = 4
+# Bounds of the other options. Inputs of 8 to 64 rows: at least 8 survive the three halvings. At least 3,000 training
+# images: the widths then fall in at most 10 * 64 / BUCKET = 40 classes, so one class fills a batch and an epoch has a step.
+TRAIN_RANGE, TEST_RANGE, EPOCHS_RANGE, SEEDS_RANGE, INPUT_HEIGHT_RANGE = (3_000, 1_000_000), (1, 100_000), (1, 1_000), (1, 10), (8, 64)
 COLUMN_FEATURES = 128  # the 1-D convolutions over the columns
 DROPOUT = 0.3  # between the column convolutions
 WEIGHT_DECAY = 0.05  # AdamW's decoupled decay (Loshchilov & Hutter 2019); with DROPOUT, +1 / +2 points over 0.2 and none
@@ -68,6 +79,7 @@ WEIGHT_DECAY = 0.05  # AdamW's decoupled decay (Loshchilov & Hutter 2019); with 
 LEARNING_RATE = 3e-3  # Adam's, cosine-decayed to 5% over the run
 EPOCHS = 40  # passes over the training images. On --realistic, means of seeds 0-2, separated / touching:
 # 8 epochs 91.2% / 82.4%, 20 epochs 91.4% / 84.7%, 40 epochs 92.3% / 86.3% (docs/ocr-experiments.md)
+TTA_SHIFTS = (-1, 0, 1)  # --tta: each test number is also read one row higher and one lower
 BLANK = 10  # CTC blank: classes 0-9 are the digits
 TEST_LENGTHS = (3, 6)  # postcodes and amounts
 TEST_HEIGHT = 32
@@ -212,11 +224,12 @@ def build_model(seed: int):
     h = inputs
     # Width is pooled once (a column per 2 pixels), so that even touching digits get several CTC steps each.
     pools = [(2, 2)] + [(2, 1)] * (len(FILTERS) - 2) + [None]
-    for filters, pool in zip(FILTERS, pools):
-        h = layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
-        # momentum 0.9: the inference statistics settle within a short CPU run (0.99 needs thousands of steps)
-        h = layers.BatchNormalization(momentum=0.9)(h)
-        h = layers.Activation("relu")(h)
+    for stage, (filters, convs, pool) in enumerate(zip(FILTERS, CONVS, pools)):
+        for k in range(convs):
+            h = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"stage{stage}_conv{k}")(h)
+            # momentum 0.9: the inference statistics settle within a short CPU run (0.99 needs thousands of steps)
+            h = layers.BatchNormalization(momentum=0.9)(h)
+            h = layers.Activation("relu")(h)
         if pool:
             h = layers.MaxPooling2D(pool)(h)
     # (rows, columns, channels) -> a sequence of columns, each rows * channels features
@@ -255,14 +268,36 @@ def edit_distance(a: str, b: str) -> int:
     return len(edits(a, b))
 
 
-def read_numbers(model, inputs: list[np.ndarray]) -> list[str]:
-    """What the model reads on inputs (INPUT_HEIGHT, w_i), each batch one width class."""
+def shift_rows(batch: np.ndarray, rows: int) -> np.ndarray:
+    """A batch (n, INPUT_HEIGHT, w, 1) moved `rows` down (up if negative), paper (0) filling the rows it leaves."""
+    out = np.zeros_like(batch)
+    if rows >= 0:
+        out[:, rows:] = batch[:, : batch.shape[1] - rows]
+    else:
+        out[:, :rows] = batch[:, -rows:]
+    return out
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def read_numbers(model, inputs: list[np.ndarray], shifts=(0,)) -> list[str]:
+    """What the model reads on inputs (INPUT_HEIGHT, w_i), each batch one width class.
+
+    With several `shifts`, each batch is read moved by each of them (rows down)
+    and the per-column class probabilities are averaged before decoding
+    (test-time augmentation): a vertical shift keeps every column where it was,
+    so the CTC alignments of the reads agree and their average stays peaked.
+    """
     classes = bucket_width(np.array([x.shape[1] for x in inputs]))
     read = [""] * len(inputs)
     for width in np.unique(classes):
         group = np.flatnonzero(classes == width)
-        logits = model.predict(pad_batch([inputs[i] for i in group], int(width)), batch_size=256, verbose=0)
-        for i, text in zip(group, greedy_decode(logits)):
+        batch = pad_batch([inputs[i] for i in group], int(width))
+        probs = np.mean([softmax(model.predict(shift_rows(batch, d), batch_size=256, verbose=0)) for d in shifts], axis=0)
+        for i, text in zip(group, greedy_decode(probs)):
             read[i] = text
     return read
 
@@ -375,7 +410,7 @@ def run_row(name: str, work: Path, tests: dict, args, seed: int) -> dict:
     trained = time.perf_counter() - start
     result = {}
     for test, (inputs, texts) in tests.items():
-        reads = read_numbers(model, inputs)
+        reads = read_numbers(model, inputs, TTA_SHIFTS if args.tta else (0,))
         result[test] = accuracy(reads, texts)
         result[test + " errors"] = error_kinds(texts, reads)
         if args.reads is not None:
@@ -415,30 +450,39 @@ def errors_table(rows: list[tuple[str, list[dict]]]) -> list[str]:
     return lines
 
 
-def filters(text: str) -> int:
-    """argparse type of --filters: one stage's convolution filters, 1..MAX_FILTERS."""
-    value = int(text)
-    if not 1 <= value <= MAX_FILTERS:
-        raise argparse.ArgumentTypeError(f"{value} filters: use 1..{MAX_FILTERS}")
-    return value
+def bounded(what: str, low: int, high: int):
+    """An argparse type: an int in low..high, else one line naming the value and the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r:.20} is not a whole number of {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} {what}: use {low}..{high}")
+        return value
+    return parse
 
 
 def main(argv=None) -> int:
-    global INPUT_HEIGHT, MAX_WIDTH, FILTERS
+    global INPUT_HEIGHT, MAX_WIDTH, FILTERS, CONVS
     parser = argparse.ArgumentParser(description="OCR usefulness of digitgenerator datasets")
-    parser.add_argument("--train", type=int, default=20_000, help="training images per configuration")
-    parser.add_argument("--test", type=int, default=3_000, help="real test numbers per set (3,000: a read rate near 90%% is known to about +/- 0.5 points)")
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--seed", type=int, default=0, help="the first seed of training images and recognizer")
-    parser.add_argument("--seeds", type=int, default=1, help="train each row this many times (seeds SEED, SEED + 1, ...) and report the mean")
+    parser.add_argument("--train", type=bounded("training images", *TRAIN_RANGE), default=20_000, help="training images per configuration")
+    parser.add_argument("--test", type=bounded("test numbers", *TEST_RANGE), default=3_000, help="real test numbers per set (3,000: a read rate near 90%% is known to about +/- 0.5 points)")
+    parser.add_argument("--epochs", type=bounded("epochs", *EPOCHS_RANGE), default=EPOCHS)
+    parser.add_argument("--seed", type=bounded("seed", 0, 2**32 - 1), default=0, help="the first seed of training images and recognizer")
+    parser.add_argument("--seeds", type=bounded("seeds", *SEEDS_RANGE), default=1, help="train each row this many times (seeds SEED, SEED + 1, ...) and report the mean")
     parser.add_argument("--config", action="append", choices=sorted(CONFIGS), help="only these rows (repeatable)")
     parser.add_argument("--keep", type=Path, default=None, help="write the training sets here instead of a temporary folder")
     parser.add_argument("--reads", type=Path, default=None, help="write each training's reads here, as JSON [[true, read], ...] per test set")
-    parser.add_argument("--input-height", type=int, default=INPUT_HEIGHT, help="the recognizer's input height (widest input: 10x)")
-    parser.add_argument("--filters", type=filters, nargs=len(FILTERS), default=FILTERS, metavar="N",
+    parser.add_argument("--input-height", type=bounded("rows", *INPUT_HEIGHT_RANGE), default=INPUT_HEIGHT, help="the recognizer's input height (widest input: 10x)")
+    parser.add_argument("--filters", type=bounded("filters", 1, MAX_FILTERS), nargs=len(FILTERS), default=FILTERS, metavar="N",
                         help=f"the recognizer's convolution filters per stage (default {' '.join(map(str, FILTERS))})")
+    parser.add_argument("--convs", type=bounded("convolutions", 1, MAX_CONVS), nargs=len(CONVS), default=CONVS, metavar="N",
+                        help=f"the recognizer's 3x3 convolutions per stage (default {' '.join(map(str, CONVS))})")
+    parser.add_argument("--tta", action="store_true",
+                        help=f"read each test number shifted by {', '.join(map(str, TTA_SHIFTS))} rows and average the class probabilities")
     args = parser.parse_args(argv)
-    INPUT_HEIGHT, MAX_WIDTH, FILTERS = args.input_height, 10 * args.input_height, tuple(args.filters)
+    INPUT_HEIGHT, MAX_WIDTH, FILTERS, CONVS = args.input_height, 10 * args.input_height, tuple(args.filters), tuple(args.convs)
     if args.reads is not None:
         try:  # now, not after the first training
             args.reads.mkdir(parents=True, exist_ok=True)
@@ -463,7 +507,7 @@ def main(argv=None) -> int:
         for name in args.config or list(CONFIGS):
             rows.append((name, [run_row(name, work, tests, args, seed) for seed in seeds]))
 
-    print(f"\nCRNN + CTC ({'-'.join(map(str, FILTERS))} filters) trained on {args.train:,} images per row ({args.epochs} epochs, seed{'s' if args.seeds > 1 else ''} "
+    print(f"\nCRNN + CTC ({'-'.join(map(str, FILTERS))} filters, {'-'.join(map(str, CONVS))} convolutions per stage{', test-time shifts ' + str(TTA_SHIFTS) if args.tta else ''}) trained on {args.train:,} images per row ({args.epochs} epochs, seed{'s' if args.seeds > 1 else ''} "
           f"{', '.join(map(str, seeds))}{': the mean' if args.seeds > 1 else ''}); "
           f"tested on {args.test:,} real numbers of {TEST_LENGTHS[0]}-{TEST_LENGTHS[1]} MNIST test digits per set\n")
     print("\n".join(table(rows)))

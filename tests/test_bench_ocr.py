@@ -147,9 +147,87 @@ def test_filters_option_sets_the_recognizers_width_and_is_bounded(monkeypatch, t
         assert "--filters" in capsys.readouterr().err.splitlines()[-1]
 
 
+def test_convs_option_sets_the_recognizers_depth_and_is_bounded(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(ocr, "CONVS", ocr.CONVS)  # restored after the test
+    monkeypatch.setattr(ocr, "FILTERS", ocr.FILTERS)
+    monkeypatch.setattr(ocr, "INPUT_HEIGHT", ocr.INPUT_HEIGHT)
+    monkeypatch.setattr(ocr, "MAX_WIDTH", ocr.MAX_WIDTH)
+    monkeypatch.setattr(ocr, "SHARED_MNIST", tmp_path / "absent")  # main stops after reading its options
+    assert ocr.main(["--convs", "1", "2", "2", "2"]) == 2
+    assert ocr.CONVS == (1, 2, 2, 2)
+    for bad in (["0", "1", "1", "1"], ["1", "1", "1", str(ocr.MAX_CONVS + 1)], ["2", "2"]):
+        with pytest.raises(SystemExit) as exit_:
+            ocr.main(["--convs", *bad])
+        assert exit_.value.code == 2
+        assert "--convs" in capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("option, value", [("--train", "2999"), ("--train", "2e4"), ("--test", "0"), ("--epochs", "0"),
+                                           ("--epochs", "1001"), ("--seeds", "11"), ("--seed", "-1"), ("--input-height", "7"),
+                                           ("--input-height", "65")])
+def test_every_size_option_is_bounded_with_one_line(option, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        ocr.main([option, value])
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert option in last and value in last
+
+
+def test_the_recognizer_has_the_asked_convolutions_and_a_ctc_column_per_two_pixels(monkeypatch):
+    pytest.importorskip("keras")
+    monkeypatch.setattr(ocr, "FILTERS", (4, 5, 6, 7))
+    monkeypatch.setattr(ocr, "CONVS", (1, 3, 2, 1))
+    model = ocr.build_model(0)
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert [layer.name for layer in convs] == ["stage0_conv0", "stage1_conv0", "stage1_conv1", "stage1_conv2",
+                                                "stage2_conv0", "stage2_conv1", "stage3_conv0"]
+    assert [layer.filters for layer in convs] == [4, 5, 5, 5, 6, 6, 7]
+    logits = model.predict(np.zeros((2, ocr.INPUT_HEIGHT, 48, 1), np.float32), verbose=0)
+    assert logits.shape == (2, 24, ocr.BLANK + 1)
+
+
+def test_shift_rows_moves_ink_and_fills_with_paper():
+    batch = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3, 1) + 1
+    down, up = ocr.shift_rows(batch, 1), ocr.shift_rows(batch, -2)
+    assert np.array_equal(down[:, 1:], batch[:, :3]) and not down[:, 0].any()
+    assert np.array_equal(up[:, :2], batch[:, 2:]) and not up[:, 2:].any()
+    assert np.array_equal(ocr.shift_rows(batch, 0), batch)
+
+
+class ReadsByInkRow:
+    """A stand-in recognizer: reads "7" where an input's first ink row is `row`, else "12"."""
+
+    def __init__(self, row):
+        self.row, self.seen = row, []
+
+    def predict(self, batch, batch_size, verbose):
+        self.seen.append(batch)
+        out = []
+        for image in batch:
+            top = np.flatnonzero(image.max(axis=(1, 2)) > 0)[0]
+            path = [7, ocr.BLANK, ocr.BLANK] if top == self.row else [1, ocr.BLANK, 2]
+            out.append(one_hot_logits(path + [ocr.BLANK] * (batch.shape[2] // 2 - 3))[0] * 5)
+        return np.stack(out)
+
+
+def test_test_time_shifts_average_the_reads_of_shifted_inputs():
+    x = np.zeros((ocr.INPUT_HEIGHT, 40), np.float32)
+    x[5:15, 10:20] = 1
+    model = ReadsByInkRow(row=5)  # the input as it is reads "7", shifted a row up or down "12"
+    assert ocr.read_numbers(model, [x]) == ["7"] and len(model.seen) == 1
+    model = ReadsByInkRow(row=5)
+    assert ocr.read_numbers(model, [x], shifts=(-1, 0, 1)) == ["12"]  # two reads of three
+    assert [int(np.flatnonzero(b[0].max(axis=(1, 2)))[0]) for b in model.seen] == [4, 5, 6]
+    assert ocr.read_numbers(ReadsByInkRow(row=6), [x], shifts=(-1, 0, 1)) == ["12"]
+    assert ocr.read_numbers(ReadsByInkRow(row=6), [x], shifts=(0, 1, 1)) == ["7"]
+
+
 def test_run_row_reports_and_writes_what_the_recognizer_read(monkeypatch, tmp_path):
+    calls = []
+
     class ReadsTwelve:  # a stand-in recognizer: every input reads "12"
         def predict(self, batch, batch_size, verbose):
+            calls.append(len(batch))
             path = [1, ocr.BLANK, 2] + [ocr.BLANK] * (batch.shape[2] // 2 - 3)
             return np.repeat(one_hot_logits(path), len(batch), axis=0)
 
@@ -158,7 +236,7 @@ def test_run_row_reports_and_writes_what_the_recognizer_read(monkeypatch, tmp_pa
     tests = {"separated": ([np.zeros((ocr.INPUT_HEIGHT, 40), np.float32)] * 3, ["12", "125", "7"])}
 
     class Args:
-        train, epochs, keep, reads = 4, 1, None, tmp_path / "reads"
+        train, epochs, keep, reads, tta = 4, 1, None, tmp_path / "reads", False
 
     Args.reads.mkdir()  # main makes it before the first training
 
@@ -168,6 +246,10 @@ def test_run_row_reports_and_writes_what_the_recognizer_read(monkeypatch, tmp_pa
     written = json.loads((tmp_path / "reads" / "realistic-seed0-separated.json").read_text())
     assert written == [["12", "12"], ["125", "12"], ["7", "12"]]
     assert not (tmp_path / "work" / "realistic-seed0").exists()  # the training images do not outlive the row
+    Args.tta = True  # each width class read at every shift of TTA_SHIFTS
+    before = len(calls)
+    assert ocr.run_row("realistic", tmp_path / "work", tests, Args, seed=0)["separated"] == result["separated"]
+    assert len(calls) - before == len(ocr.TTA_SHIFTS) * before
 
 
 def test_an_unwritable_reads_folder_is_refused_before_any_training(tmp_path, capsys):
