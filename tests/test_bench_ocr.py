@@ -222,6 +222,21 @@ def test_test_time_shifts_average_the_reads_of_shifted_inputs():
     assert ocr.read_numbers(ReadsByInkRow(row=6), [x], shifts=(0, 1, 1)) == ["7"]
 
 
+def test_tta_reads_each_number_as_it_is_a_row_higher_and_a_row_lower():
+    x = np.zeros((ocr.INPUT_HEIGHT, 40), np.float32)
+    x[5:15, 10:20] = 1
+    model = ReadsByInkRow(row=5)
+    ocr.read_numbers(model, [x], shifts=ocr.TTA_SHIFTS)
+    assert sorted(int(np.flatnonzero(b[0].max(axis=(1, 2)))[0]) for b in model.seen) == [4, 5, 6]
+
+
+def test_softmax_matches_scipy():
+    from scipy.special import softmax
+
+    logits = np.random.default_rng(0).normal(0, 30, (2, 7, ocr.BLANK + 1))
+    np.testing.assert_allclose(ocr.softmax(logits), softmax(logits, axis=-1), rtol=1e-10, atol=1e-300)
+
+
 def test_run_row_reports_and_writes_what_the_recognizer_read(monkeypatch, tmp_path):
     calls = []
 
