@@ -67,7 +67,7 @@ FILTERS = (16, 32, 48, 64)  # the convolution stages; each but the last halves t
 # digits, 1.5x as many (--filters 24 48 72 96, 1.5x the time) read more (docs/ocr-experiments.md)
 MAX_FILTERS = 512
 CONVS = (1, 1, 1, 1)  # 3x3 convolutions per stage. With all 60,000 digits, two in each stage after the first
-# (--convs 1 2 2 2, 1.4x the time) read more than 1.5x the filters did (docs/ocr-experiments.md)
+# (--convs 1 2 2 2, 1.4x the time) read more than 1.5x the filters did, on the seed tried (docs/ocr-experiments.md)
 MAX_CONVS = 4
 # Bounds of the other options. Inputs of 8 to 64 rows: at least 8 survive the three halvings. At least 3,000 training
 # images: the widths then fall in at most 10 * 64 / BUCKET = 40 classes, so one class fills a batch and an epoch has a step.
@@ -469,7 +469,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train", type=bounded("training images", *TRAIN_RANGE), default=20_000, help="training images per configuration")
     parser.add_argument("--test", type=bounded("test numbers", *TEST_RANGE), default=3_000, help="real test numbers per set (3,000: a read rate near 90%% is known to about +/- 0.5 points)")
     parser.add_argument("--epochs", type=bounded("epochs", *EPOCHS_RANGE), default=EPOCHS)
-    parser.add_argument("--seed", type=bounded("seed", 0, 2**32 - 1), default=0, help="the first seed of training images and recognizer")
+    # seeds below 2**31, so that SEED + SEEDS stays a seed NumPy takes (below 2**32)
+    parser.add_argument("--seed", type=bounded("seed", 0, 2**31 - 1), default=0, help="the first seed of training images and recognizer")
     parser.add_argument("--seeds", type=bounded("seeds", *SEEDS_RANGE), default=1, help="train each row this many times (seeds SEED, SEED + 1, ...) and report the mean")
     parser.add_argument("--config", action="append", choices=sorted(CONFIGS), help="only these rows (repeatable)")
     parser.add_argument("--keep", type=Path, default=None, help="write the training sets here instead of a temporary folder")
@@ -507,7 +508,10 @@ def main(argv=None) -> int:
         for name in args.config or list(CONFIGS):
             rows.append((name, [run_row(name, work, tests, args, seed) for seed in seeds]))
 
-    print(f"\nCRNN + CTC ({'-'.join(map(str, FILTERS))} filters, {'-'.join(map(str, CONVS))} convolutions per stage{', test-time shifts ' + str(TTA_SHIFTS) if args.tta else ''}) trained on {args.train:,} images per row ({args.epochs} epochs, seed{'s' if args.seeds > 1 else ''} "
+    recognizer = f"{'-'.join(map(str, FILTERS))} filters, {'-'.join(map(str, CONVS))} convolutions per stage"
+    if args.tta:
+        recognizer += f", each test number read at row shifts {', '.join(map(str, TTA_SHIFTS))}"
+    print(f"\nCRNN + CTC ({recognizer}) trained on {args.train:,} images per row ({args.epochs} epochs, seed{'s' if args.seeds > 1 else ''} "
           f"{', '.join(map(str, seeds))}{': the mean' if args.seeds > 1 else ''}); "
           f"tested on {args.test:,} real numbers of {TEST_LENGTHS[0]}-{TEST_LENGTHS[1]} MNIST test digits per set\n")
     print("\n".join(table(rows)))
