@@ -56,6 +56,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from digitgenerator.checks import arg  # noqa: E402  (the CLI's argparse types: the value, its bounds, one line)
 from digitgenerator.idx import read_images_and_labels  # noqa: E402
 
 SHARED_MNIST = ROOT.parent / "shared" / "mnist"
@@ -450,35 +451,22 @@ def errors_table(rows: list[tuple[str, list[dict]]]) -> list[str]:
     return lines
 
 
-def bounded(what: str, low: int, high: int):
-    """An argparse type: an int in low..high, else one line naming the value and the range."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r:.20} is not a whole number of {what}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} {what}: use {low}..{high}")
-        return value
-    return parse
-
-
 def main(argv=None) -> int:
     global INPUT_HEIGHT, MAX_WIDTH, FILTERS, CONVS
     parser = argparse.ArgumentParser(description="OCR usefulness of digitgenerator datasets")
-    parser.add_argument("--train", type=bounded("training images", *TRAIN_RANGE), default=20_000, help="training images per configuration")
-    parser.add_argument("--test", type=bounded("test numbers", *TEST_RANGE), default=3_000, help="real test numbers per set (3,000: a read rate near 90%% is known to about +/- 0.5 points)")
-    parser.add_argument("--epochs", type=bounded("epochs", *EPOCHS_RANGE), default=EPOCHS)
+    parser.add_argument("--train", type=arg(int, "--train", *TRAIN_RANGE), default=20_000, help="training images per configuration")
+    parser.add_argument("--test", type=arg(int, "--test", *TEST_RANGE), default=3_000, help="real test numbers per set (3,000: a read rate near 90%% is known to about +/- 0.5 points)")
+    parser.add_argument("--epochs", type=arg(int, "--epochs", *EPOCHS_RANGE), default=EPOCHS)
     # seeds below 2**31, so that SEED + SEEDS stays a seed NumPy takes (below 2**32)
-    parser.add_argument("--seed", type=bounded("seed", 0, 2**31 - 1), default=0, help="the first seed of training images and recognizer")
-    parser.add_argument("--seeds", type=bounded("seeds", *SEEDS_RANGE), default=1, help="train each row this many times (seeds SEED, SEED + 1, ...) and report the mean")
+    parser.add_argument("--seed", type=arg(int, "--seed", 0, 2**31 - 1), default=0, help="the first seed of training images and recognizer")
+    parser.add_argument("--seeds", type=arg(int, "--seeds", *SEEDS_RANGE), default=1, help="train each row this many times (seeds SEED, SEED + 1, ...) and report the mean")
     parser.add_argument("--config", action="append", choices=sorted(CONFIGS), help="only these rows (repeatable)")
     parser.add_argument("--keep", type=Path, default=None, help="write the training sets here instead of a temporary folder")
     parser.add_argument("--reads", type=Path, default=None, help="write each training's reads here, as JSON [[true, read], ...] per test set")
-    parser.add_argument("--input-height", type=bounded("rows", *INPUT_HEIGHT_RANGE), default=INPUT_HEIGHT, help="the recognizer's input height (widest input: 10x)")
-    parser.add_argument("--filters", type=bounded("filters", 1, MAX_FILTERS), nargs=len(FILTERS), default=FILTERS, metavar="N",
+    parser.add_argument("--input-height", type=arg(int, "--input-height", *INPUT_HEIGHT_RANGE), default=INPUT_HEIGHT, help="the recognizer's input height (widest input: 10x)")
+    parser.add_argument("--filters", type=arg(int, "--filters", 1, MAX_FILTERS), nargs=len(FILTERS), default=FILTERS, metavar="N",
                         help=f"the recognizer's convolution filters per stage (default {' '.join(map(str, FILTERS))})")
-    parser.add_argument("--convs", type=bounded("convolutions", 1, MAX_CONVS), nargs=len(CONVS), default=CONVS, metavar="N",
+    parser.add_argument("--convs", type=arg(int, "--convs", 1, MAX_CONVS), nargs=len(CONVS), default=CONVS, metavar="N",
                         help=f"the recognizer's 3x3 convolutions per stage (default {' '.join(map(str, CONVS))})")
     parser.add_argument("--tta", action="store_true",
                         help=f"read each test number shifted by {', '.join(map(str, TTA_SHIFTS))} rows and average the class probabilities")
