@@ -3,9 +3,10 @@
 Works in reflectance (1 = white) and multiplies, as light does: the paper
 reflects (1 - tone) unevenly (a smooth texture), printed guide lines and then
 ink absorb a share of it (ink of darkness k over stroke coverage a leaves
-1 - k a), the scanner's optics blur it and its sensor adds grain, and its
-contrast is set. The result goes back to the package's convention, darkness
-(0 paper, 1 ink), so that PNGs of it are written black ink on white.
+1 - k a), the scanner's optics blur it (or its firmware sharpens it, as
+scanners and phone cameras do), its sensor adds grain, and its contrast is
+set. The result goes back to the package's convention, darkness (0 paper,
+1 ink), so that PNGs of it are written black ink on white.
 
 Texture and grain are cut at random offsets from two fixed random fields made
 once per process from a constant seed, rather than drawn per pixel: the same
@@ -28,6 +29,7 @@ BANK_SHAPE = (256, 2048)  # the texture and grain fields, pixels
 TEXTURE_CELL = 8  # the texture varies smoothly over about this many pixels
 BANK_SEED = 20_241_124
 COMB_PADDING = (3, 6)  # pixels between a digit's ink and its comb box, uniform
+MAX_SHARPEN = 2.0  # an unsharp mask of amount 2 already rings: strokes get a white halo
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,10 @@ class Paper:
     noise: largest standard deviation of the scanner's per-pixel grain.
     blur: largest blur: the image moves this fraction of the way to its 3x3
         binomial smoothing ([1 2 1]/4 each way, a Gaussian of sigma ~0.7 px).
+    sharpen: largest sharpening (an unsharp mask, as scanners and phone cameras
+        apply): the image moves this multiple of its difference from that
+        smoothing away from it. Each scan draws one amount, uniform from
+        sharpening `sharpen` to blurring `blur`.
     contrast: (min, max) scanner contrast about mid-grey.
     guides: printed guides: "none", "line" (a rule under the number, as on
         amount fields), "comb" (one box per digit, as for postcodes) or "mixed"
@@ -52,6 +58,7 @@ class Paper:
     texture: float = 0.03
     noise: float = 0.03
     blur: float = 1.0
+    sharpen: float = 1.0
     contrast: tuple[float, float] = (0.85, 1.15)
     guides: str = "mixed"
     guide_ink: tuple[float, float] = (0.2, 0.5)
@@ -60,7 +67,7 @@ class Paper:
         for name in ("tone", "ink", "guide_ink"):
             object.__setattr__(self, name, checks.float_pair(getattr(self, name), name, low=0.0, high=1.0))
         object.__setattr__(self, "contrast", checks.float_pair(self.contrast, "contrast", low=0.1, high=4.0))
-        for name, high in (("texture", 0.5), ("noise", 0.5), ("blur", 1.0)):
+        for name, high in (("texture", 0.5), ("noise", 0.5), ("blur", 1.0), ("sharpen", MAX_SHARPEN)):
             object.__setattr__(self, name, checks.number(getattr(self, name), name, low=0.0, high=high))
         checks.choice(self.guides, "guides", GUIDES)
         if self.ink[1] <= self.tone[0]:
@@ -152,8 +159,9 @@ def scan(ink: np.ndarray, paper: Paper, rng: np.random.Generator, mask: np.ndarr
     lerp = lambda pair, t: pair[0] + (pair[1] - pair[0]) * t  # noqa: E731
     tone, darkness, contrast, guide = (lerp(paper.tone, tone), lerp(paper.ink, darkness),
                                        lerp(paper.contrast, contrast), lerp(paper.guide_ink, guide))
-    texture, noise, blur = texture * paper.texture, noise * paper.noise, blur * paper.blur
-    # reflect = (1 - tone)(1 - texture T)(1 - guide M)(1 - darkness ink), then blur, grain and contrast
+    # blur > 0 smooths, blur < 0 sharpens; with sharpen = 0 this is exactly blur * paper.blur
+    texture, noise, blur = texture * paper.texture, noise * paper.noise, blur * (paper.blur + paper.sharpen) - paper.sharpen
+    # reflect = (1 - tone)(1 - texture T)(1 - guide M)(1 - darkness ink), then blur (or sharpening), grain and contrast
     reflect = _cut(texture_bank, ink.shape, offsets[0], offsets[1]) * (-texture * (1.0 - tone))
     reflect += 1.0 - tone
     if mask is not None:

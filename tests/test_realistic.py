@@ -202,6 +202,7 @@ def test_documented_defaults_of_the_mix():
     kinds = [Paper().draw_guides(rng) for _ in range(4000)]
     share = {k: kinds.count(k) / len(kinds) for k, _ in MIXED_GUIDES}
     assert share == pytest.approx({"none": 0.5, "line": 0.25, "comb": 0.25}, abs=0.03)
+    assert (Paper().blur, Paper().sharpen) == (1.0, 1.0)  # each scan from a full unsharp mask to a full blur
 
 
 def test_natural_width_stays_within_the_bound_loaders_pad_to(gen):
@@ -466,7 +467,8 @@ def test_bad_handwriting_values_say_what_is_wrong(hand, message):
     [(dict(guides="stars"), "guides"), (dict(noise=float("inf")), "noise"), (dict(tone=(0.5, 0.2)), "swap"),
      (dict(ink=(0.0, 0.1), tone=(0.2, 0.3)), "invisible"), (dict(blur=2), "blur"), (dict(blur=1.01), "blur"),
      (dict(texture=0.51), "texture"), (dict(noise=0.51), "noise"), (dict(contrast=(1.0, 4.01)), "contrast"),
-     (dict(contrast=(0.09, 1.0)), "contrast")],
+     (dict(contrast=(0.09, 1.0)), "contrast"), (dict(sharpen=-0.1), "sharpen"), (dict(sharpen=2.01), "sharpen"),
+     (dict(sharpen=float("nan")), "sharpen")],
 )
 def test_bad_paper_values_say_what_is_wrong(paper, message):
     with pytest.raises(ValueError, match=message):
@@ -504,6 +506,8 @@ def test_generate_png_realistic_is_seeded_and_black_on_white(tmp_path):
         (["--no-paper"], lambda im, base: np.mean(im == 1.0) > 0.6),
         (["--guides", "line", "--no-paper"], None),
         (["--noise", "0", "--blur", "0"], lambda im, base: not np.array_equal(im, base)),
+        (["--sharpen", "0"], lambda im, base: not np.array_equal(im, base)),
+        (["--sharpen", "0", "--no-paper"], None),
         (["--scale", "1.2", "1.2"], lambda im, base: im.shape[1] >= base.shape[1]),
     ],
 )
@@ -541,9 +545,9 @@ def test_guides_draw_a_rule_or_comb_boxes(tmp_path):
 
 @pytest.mark.parametrize("kind, lines", [("line", 1), ("comb", 2)])
 def test_guides_are_printed_at_their_darkness_just_beyond_the_ink(gen, kind, lines):
-    """On clean paper (no tone, texture, grain, blur; contrast 1) a guide pixel away from the ink has
+    """On clean paper (no tone, texture, grain, blur or sharpening; contrast 1) a guide pixel away from the ink has
     exactly the guide's darkness, and the rules sit 1-3 pixels beyond the ink."""
-    clean = Paper(guides=kind, tone=(0, 0), texture=0, noise=0, blur=0, contrast=(1, 1), guide_ink=(0.3, 0.3))
+    clean = Paper(guides=kind, tone=(0, 0), texture=0, noise=0, blur=0, sharpen=0, contrast=(1, 1), guide_ink=(0.3, 0.3))
     for seed in range(6):
         image = gen.draw_from_mnist([5, 0, 3, 8], realistic=Realistic(paper=clean), seed=seed)
         boxes = np.array(gen.latest_layout.ink_boxes)
@@ -554,6 +558,48 @@ def test_guides_are_printed_at_their_darkness_just_beyond_the_ink(gen, kind, lin
         assert 1 <= rules[-1] - ink_bottom <= 3
         if kind == "comb":
             assert 1 <= ink_top - rules[0] <= 3
+
+
+@pytest.mark.parametrize("blur, sharpen", [(0.0, 1.5), (1.0, 0.0), (0.7, 0.4)])
+def test_the_scan_blurs_or_sharpens_by_its_drawn_amount(blur, sharpen):
+    """On clean paper with ink of darkness 1, the scan is the ink's reflectance moved by the drawn amount
+    a = u (blur + sharpen) - sharpen (u the scan's 5th uniform draw) towards its 3x3 binomial smoothing
+    (a > 0 blurs, a < 0 is an unsharp mask), clipped: checked against scipy's filter."""
+    from scipy import ndimage
+
+    from digitgenerator.paper import scan
+
+    ink = np.zeros((20, 30), np.float32)
+    ink[5:15, 8:11] = 1.0
+    ink[9:11, 8:25] = 0.6
+    clean = Paper(tone=(0, 0), texture=0, noise=0, contrast=(1, 1), ink=(1, 1), blur=blur, sharpen=sharpen)
+    for seed in range(5):
+        u = np.random.default_rng(seed).random(11)[4]
+        amount = u * (blur + sharpen) - sharpen
+        reflect = 1.0 - ink.astype(np.float64)
+        smooth = ndimage.correlate1d(ndimage.correlate1d(reflect, [0.25, 0.5, 0.25], axis=0, mode="nearest"),
+                                     [0.25, 0.5, 0.25], axis=1, mode="nearest")
+        expected = 1.0 - np.clip(reflect + amount * (smooth - reflect), 0, 1)
+        np.testing.assert_allclose(scan(ink, clean, np.random.default_rng(seed)), expected, atol=1e-5)
+
+
+def test_sharpen_makes_the_strokes_crisper_and_blur_softer(tmp_path):
+    """Same seed, same draws: --sharpen 2 --blur 0 gives steeper ink edges than neither, and --blur 1 --sharpen 0 flatter."""
+    common = ["--digits", "5", "0", "3", "8", "--realistic", "--seed", "4", "--noise", "0", "--guides", "none"]
+    edge = {}
+    for name, flags in [("sharp", ["--sharpen", "2", "--blur", "0"]), ("plain", ["--sharpen", "0", "--blur", "0"]),
+                        ("soft", ["--sharpen", "0", "--blur", "1"])]:
+        run_png(tmp_path, *common, *flags, name=f"{name}.png")
+        edge[name] = np.abs(np.diff(read_png(tmp_path / f"{name}.png"), axis=1)).sum()
+    assert edge["sharp"] > 1.05 * edge["plain"] > 1.05 * edge["soft"]
+
+
+def test_sharpen_zero_scans_as_before_it_existed(tmp_path):
+    """--sharpen 0 is the scanner of the previous release, byte for byte (digests of images made with it)."""
+    for args, digest in [(["--digits", "2", "0", "2", "6", "--realistic", "--seed", "1"], "77be0bfb9bb269dfacb0bdd847b517c3a18267af7af173941e05d7e16d3afcf5"),
+                         (["--digits", "9", "1", "7", "3", "0", "5", "--realistic", "--seed", "7", "--guides", "comb"],
+                          "3925ec9c8925da901b5d0dc44d9c6b1c94b2cda060e1b57ca4df0283cebc73bd")]:
+        assert hashlib.sha256(run_png(tmp_path, *args, "--sharpen", "0")).hexdigest() == digest
 
 
 @pytest.mark.parametrize(
@@ -572,6 +618,9 @@ def test_guides_are_printed_at_their_darkness_just_beyond_the_ink(gen, kind, lin
         (["--digits", "1", "--realistic", "--height", "20"], "at least"),
         (["--digits", "1", "--realistic", "--slant", "inf"], "--slant must be a finite number between 0 and 30"),
         (["--digits", "1", "--realistic", "--guides", "dots"], "invalid choice"),
+        (["--digits", "1", "--realistic", "--sharpen", "2.5"], "--sharpen must be between 0 and 2"),
+        (["--digits", "1", "--realistic", "--sharpen", "-1"], "--sharpen must be between 0 and 2"),
+        (["--digits", "1", "--sharpen", "1"], "--sharpen needs --realistic"),
         (["--digits", "1", "--realistic", "--denoise", "0.3"], "leave out --realistic"),
     ],
 )
@@ -699,6 +748,6 @@ def test_help_shows_the_defaults_of_the_recommended_mix(entry, capsys):
     for flag, shown in [("--gap", f"{hand.gap[0]} {hand.gap[1]}"), ("--digit-gap", f"{hand.digit_gap}"), ("--jitter", f"{hand.jitter:g}"),
                         ("--scale", f"{hand.scale[0]:g} {hand.scale[1]:g}"), ("--slant", f"{hand.slant:g}"),
                         ("--stroke", f"{hand.stroke:g}"), ("--height", f"{hand.height}"), ("--guides", paper.guides),
-                        ("--noise", f"{paper.noise:g}"), ("--blur", f"{paper.blur:g}")]:
+                        ("--noise", f"{paper.noise:g}"), ("--blur", f"{paper.blur:g}"), ("--sharpen", f"{paper.sharpen:g}")]:
         section = text[text.index(f"{flag} ") :]
         assert f"(default: {shown})" in section[: section.index("(default:") + len(shown) + 12], flag
