@@ -304,15 +304,19 @@ def test_warp_never_cuts_ink_off_nor_reads_past_the_glyph(scale, slant):
     assert w == pytest.approx(28 * scale + abs(slant) * 4 * scale, abs=1.5)
 
 
-def test_smoothing_is_the_binomial_filter_with_repeated_edges():
+def binomial_reference(x: np.ndarray) -> np.ndarray:
+    """The 3x3 binomial smoothing with repeated edges, by scipy, in float64."""
     from scipy import ndimage
 
+    rows = ndimage.correlate1d(x.astype(np.float64), [0.25, 0.5, 0.25], axis=0, mode="nearest")
+    return ndimage.correlate1d(rows, [0.25, 0.5, 0.25], axis=1, mode="nearest")
+
+
+def test_smoothing_is_the_binomial_filter_with_repeated_edges():
     from digitgenerator.paper import _smooth
 
     x = np.random.default_rng(0).random((7, 11), dtype=np.float32)
-    ref = ndimage.correlate1d(ndimage.correlate1d(x.astype(np.float64), [0.25, 0.5, 0.25], axis=0, mode="nearest"),
-                              [0.25, 0.5, 0.25], axis=1, mode="nearest")
-    np.testing.assert_allclose(_smooth(x), ref, atol=1e-6)
+    np.testing.assert_allclose(_smooth(x), binomial_reference(x), atol=1e-6)
 
 
 def test_a_blank_digit_holds_its_place(gen):
@@ -565,8 +569,6 @@ def test_the_scan_blurs_or_sharpens_by_its_drawn_amount(blur, sharpen):
     """On clean paper with ink of darkness 1, the scan is the ink's reflectance moved by the drawn amount
     a = u (blur + sharpen) - sharpen (u the scan's 5th uniform draw) towards its 3x3 binomial smoothing
     (a > 0 blurs, a < 0 is an unsharp mask), clipped: checked against scipy's filter."""
-    from scipy import ndimage
-
     from digitgenerator.paper import scan
 
     ink = np.zeros((20, 30), np.float32)
@@ -577,9 +579,7 @@ def test_the_scan_blurs_or_sharpens_by_its_drawn_amount(blur, sharpen):
         u = np.random.default_rng(seed).random(11)[4]
         amount = u * (blur + sharpen) - sharpen
         reflect = 1.0 - ink.astype(np.float64)
-        smooth = ndimage.correlate1d(ndimage.correlate1d(reflect, [0.25, 0.5, 0.25], axis=0, mode="nearest"),
-                                     [0.25, 0.5, 0.25], axis=1, mode="nearest")
-        expected = 1.0 - np.clip(reflect + amount * (smooth - reflect), 0, 1)
+        expected = 1.0 - np.clip(reflect + amount * (binomial_reference(reflect) - reflect), 0, 1)
         np.testing.assert_allclose(scan(ink, clean, np.random.default_rng(seed)), expected, atol=1e-5)
 
 
