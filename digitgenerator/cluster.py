@@ -18,12 +18,41 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import sys
 import uuid
 
 CONNECT_TIMEOUT = 10  # seconds to reach a scheduler before giving up with one line
 RETRIES = 2  # a task that raises is tried this many more times; a lost worker's tasks are rerun by the scheduler
 TASKS_PER_THREAD = 4  # tasks in flight per worker thread: enough to keep every worker busy, not the whole job
+
+
+THREADED_FRAMEWORKS = ("tensorflow", "torch", "jax")  # start thread pools of their own once imported
+
+
+def forking_is_safe() -> bool:
+    """Whether `--dask local` should fork its workers from this process rather than spawn them.
+
+    Workers forked from this process start in 0.1 s with the package already imported,
+    where spawned ones take 0.6 s to start and 0.15 s to stop: an eighth of a 100,000-image
+    job on two cores (bench/speed.py --only webdataset). But a fork copies only the thread
+    that calls it: a lock held at that moment by another thread stays held in the child
+    forever (POSIX fork(2)). numpy's idle thread pool survives that; the pools of TensorFlow,
+    PyTorch and JAX may not (a forked worker was once seen to wait forever in a process that
+    had run TensorFlow). A spawned worker, though, first runs the main module again: a script
+    or `python -m` module without an `if __name__ == "__main__":` guard would start the job
+    again inside each worker, and a script read from stdin cannot be run at all. So fork
+    where it is the platform's way (Linux; macOS and Windows keep Dask's default, spawn),
+    except where one of those frameworks is imported and there is no main module to run
+    again (a notebook, `python -c`), the usual place to mix them with a dataset job.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    if not any(name in sys.modules for name in THREADED_FRAMEWORKS):
+        return True
+    main = sys.modules.get("__main__")
+    runs_again = getattr(getattr(main, "__spec__", None), "name", None) is not None or getattr(main, "__file__", None) is not None
+    return runs_again
 
 
 def _client(stack: contextlib.ExitStack, address: str, workers: int):
@@ -34,12 +63,8 @@ def _client(stack: contextlib.ExitStack, address: str, workers: int):
     if address == "local":
         import dask
 
-        # Workers forked from this process start in 0.1 s with the package already imported,
-        # where spawned ones take 0.6 s to start and 0.15 s to stop: an eighth of a 100,000-image
-        # job on two cores (bench/speed.py --only webdataset). Where fork is not the platform's
-        # way (macOS, Windows) Dask's own default stays.
-        fork = {"distributed.worker.multiprocessing-method": "fork"} if sys.platform.startswith("linux") else {}
-        with dask.config.set(fork):
+        method = {"distributed.worker.multiprocessing-method": "fork"} if forking_is_safe() else {}
+        with dask.config.set(method):
             cluster = stack.enter_context(LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR,
             ))
