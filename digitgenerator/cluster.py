@@ -30,7 +30,7 @@ TASKS_PER_THREAD = 4  # tasks in flight per worker thread: enough to keep every 
 THREADED_FRAMEWORKS = ("tensorflow", "torch", "jax")  # start thread pools of their own once imported
 
 
-def forking_is_safe() -> bool:
+def should_fork() -> bool:
     """Whether `--dask local` should fork its workers from this process rather than spawn them.
 
     Workers forked from this process start in 0.1 s with the package already imported,
@@ -52,7 +52,7 @@ def forking_is_safe() -> bool:
         return True
     main = sys.modules.get("__main__")
     runs_again = getattr(getattr(main, "__spec__", None), "name", None) is not None or getattr(main, "__file__", None) is not None
-    return runs_again
+    return runs_again  # a spawned worker would run it again (or cannot, from stdin): fork after all
 
 
 def _client(stack: contextlib.ExitStack, address: str, workers: int):
@@ -63,7 +63,7 @@ def _client(stack: contextlib.ExitStack, address: str, workers: int):
     if address == "local":
         import dask
 
-        method = {"distributed.worker.multiprocessing-method": "fork"} if forking_is_safe() else {}
+        method = {"distributed.worker.multiprocessing-method": "fork"} if should_fork() else {}
         with dask.config.set(method):
             cluster = stack.enter_context(LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR,

@@ -99,7 +99,7 @@ def test_dask_local_runs_from_an_interactive_session(tmp_path, how, framework, s
         pytest.importorskip(framework)
     script = (f"import {framework or 'os'}\n"
               "from digitgenerator import cluster\n"
-              "print('fork' if cluster.forking_is_safe() else 'spawn')\n"
+              "print('fork' if cluster.should_fork() else 'spawn')\n"
               "from digitgenerator.dataset import DatasetSpec, export\n"
               "spec = DatasetSpec(count=120, length=(6, 8), seed=9)\n"
               "export(spec, 'local', workers=2, progress=False, format='webdataset', shard_size=30, dask='local')\n"
@@ -119,7 +119,7 @@ def test_a_script_that_imports_pytorch_is_still_forked_from(tmp_path):
         "import torch\n"
         "from digitgenerator import cluster\n"
         "from digitgenerator.dataset import DatasetSpec, export\n"
-        "print('fork' if cluster.forking_is_safe() else 'spawn')\n"
+        "print('fork' if cluster.should_fork() else 'spawn')\n"
         "export(DatasetSpec(count=60, length=(6, 8), seed=9), 'local', workers=2, progress=False, dask='local')\n")
     done = subprocess.run([sys.executable, "-W", "ignore", "job.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
