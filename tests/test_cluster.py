@@ -13,6 +13,8 @@ from digitgenerator.cli import dataset_main
 
 pytest.importorskip("distributed")
 JOB = ["--length", "6", "8", "--seed", "9", "--no-progress"]
+# digitgenerator-dataset in a process of its own, as a user runs it (without needing the package installed)
+COMMAND = [sys.executable, "-c", "import sys; from digitgenerator.cli import dataset_main; sys.exit(dataset_main(sys.argv[1:]))"]
 
 
 def free_port() -> int:
@@ -61,8 +63,7 @@ def test_two_real_workers_write_what_one_process_writes(cluster, tmp_path, capsy
 def test_a_lost_worker_is_redone_elsewhere_and_a_rerun_skips_finished_shards(cluster, tmp_path):
     address, workers = cluster
     args = ["--count", "12000", "--format", "webdataset", "--shard-size", "250", *JOB]
-    code = "import sys; from digitgenerator.cli import dataset_main; sys.exit(dataset_main(sys.argv[1:]))"
-    client = subprocess.Popen([sys.executable, "-c", code, *args, "--out", "lost", "--dask", address],
+    client = subprocess.Popen([*COMMAND, *args, "--out", "lost", "--dask", address],
                               env=os.environ.copy(), stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline and not list((tmp_path / "lost").glob("shard-*.tar")):
@@ -81,8 +82,7 @@ def test_a_lost_worker_is_redone_elsewhere_and_a_rerun_skips_finished_shards(clu
 def test_dask_local_matches_one_process(tmp_path):
     """As a user runs it: the command in a process of its own (not this one, which may hold TensorFlow's threads)."""
     args = ["--count", "200", "--format", "webdataset", "--shard-size", "30", *JOB]
-    code = "import sys; from digitgenerator.cli import dataset_main; sys.exit(dataset_main(sys.argv[1:]))"
-    done = subprocess.run([sys.executable, "-c", code, *args, "--out", "local", "--dask", "local", "--workers", "2"],
+    done = subprocess.run([*COMMAND, *args, "--out", "local", "--dask", "local", "--workers", "2"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert dataset_main([*args, "--out", "one"]) == 0
@@ -90,11 +90,12 @@ def test_dask_local_matches_one_process(tmp_path):
 
 
 @pytest.mark.parametrize("how, framework, started", [
-    (["-"], "", "fork"),  # stdin: no main file for spawned workers to run; forked ones need none
-    (["-"], "torch", "fork"),  # still forked: a spawned worker could not start at all
-    (["-c"], "torch", "spawn"),  # PyTorch's threads are in this process: fork could deadlock, and spawn can start
+    ("stdin", "", "fork"),  # `python -`: no main file for spawned workers to run; forked ones need none
+    ("stdin", "torch", "fork"),  # still forked: a spawned worker could not start at all
+    ("-c", "torch", "spawn"),  # PyTorch's threads are in this process: fork could deadlock, and spawn can start
+    ("file", "torch", "fork"),  # a spawned worker would run the script again: without a __main__ guard, the job too
 ])
-def test_dask_local_runs_from_an_interactive_session(tmp_path, how, framework, started):
+def test_dask_local_runs_from_a_script_or_an_interactive_session(tmp_path, how, framework, started):
     if framework:
         pytest.importorskip(framework)
     script = (f"import {framework or 'os'}\n"
@@ -104,26 +105,13 @@ def test_dask_local_runs_from_an_interactive_session(tmp_path, how, framework, s
               "spec = DatasetSpec(count=120, length=(6, 8), seed=9)\n"
               "export(spec, 'local', workers=2, progress=False, format='webdataset', shard_size=30, dask='local')\n"
               "export(spec, 'one', progress=False, format='webdataset', shard_size=30)\n")
-    command = [sys.executable, "-W", "ignore", *how] + ([script] if how == ["-c"] else [])
-    done = subprocess.run(command, input=None if how == ["-c"] else script, text=True, cwd=tmp_path,
+    (tmp_path / "job.py").write_text(script)
+    command, stdin = {"stdin": (["-"], script), "-c": (["-c", script], None), "file": (["job.py"], None)}[how]
+    done = subprocess.run([sys.executable, "-W", "ignore", *command], input=stdin, text=True, cwd=tmp_path,
                           capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == [started]
     assert files(tmp_path / "local") == files(tmp_path / "one") and len(files(tmp_path / "one")) == 1 + 4
-
-
-def test_a_script_that_imports_pytorch_is_still_forked_from(tmp_path):
-    """A spawned worker would run the script again: one without a __main__ guard would start the job in each worker."""
-    pytest.importorskip("torch")
-    (tmp_path / "job.py").write_text(
-        "import torch\n"
-        "from digitgenerator import cluster\n"
-        "from digitgenerator.dataset import DatasetSpec, export\n"
-        "print('fork' if cluster.should_fork() else 'spawn')\n"
-        "export(DatasetSpec(count=60, length=(6, 8), seed=9), 'local', workers=2, progress=False, dask='local')\n")
-    done = subprocess.run([sys.executable, "-W", "ignore", "job.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["fork"] and len(list((tmp_path / "local").glob("*.png"))) == 60
 
 
 def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
