@@ -13,6 +13,7 @@ import warnings
 
 from . import __version__, checks
 from .compose import MAX_WIDTH
+from .model import DEFAULT_CONFIG, MAX_DECODER_CHANNELS
 
 USAGE_ERROR = 2
 RUNTIME_ERROR = 1
@@ -244,6 +245,9 @@ def build_train_parser(prog: str = "digitgenerator-train") -> argparse.ArgumentP
     p.add_argument("--batch-size", type=_int_in(1, 100_000, "--batch-size"), default=128, help="digits per step")
     p.add_argument("--learning-rate", type=_float_in(1e-7, 1.0, "--learning-rate"), default=1e-3, help="Adam's step size")
     p.add_argument("--seed", type=_int_in(0, None, "--seed"), default=0, help="same seed, same model")
+    p.add_argument("--decoder-channels", type=_int_in(1, MAX_DECODER_CHANNELS, "--decoder-channels"),
+                   default=DEFAULT_CONFIG["decoder_channels"],
+                   help="channels of the decoder's 7x7 and 14x14 feature maps")
     p.add_argument("--out-dir", default="tf_vae_files",
                    help="where the finished cvae.npz and config.json go (per-epoch checkpoints in OUT_DIR/checkpoint/)")
     p.add_argument("--refit-prior", action="store_true",
@@ -267,7 +271,7 @@ def _train(args) -> int:
         return 0
     print(f"training on {len(gen.labels)} digits from {gen.source.images}", file=sys.stderr)
     config = gen.train_vaemodel(args.epochs, args.batch_size, seed=args.seed, out_dir=args.out_dir,
-                                learning_rate=args.learning_rate)
+                                learning_rate=args.learning_rate, decoder_channels=args.decoder_channels)
     print(f"saved {args.out_dir}/cvae.npz (reconstruction {config['final_reconstruction']:.2f}, KL {config['final_kl']:.2f})")
     return 0
 

@@ -255,9 +255,11 @@ class Digitgenerator:
         out_dir: str | os.PathLike = "tf_vae_files",
         learning_rate: float = 1e-3,
         log=None,
+        decoder_channels: int = 32,
     ) -> dict:
         """Train a CVAE on the loaded digits, save it in out_dir and use it from now on (needs TensorFlow).
 
+        decoder_channels: of the decoder's 7x7 and 14x14 feature maps (1-256; the shipped model has 32).
         Returns the saved config with its final losses.
         """
         import importlib.util
@@ -265,11 +267,12 @@ class Digitgenerator:
         for module in ("tensorflow", "keras"):
             if importlib.util.find_spec(module) is None:
                 raise ModuleNotFoundError(f"training needs TensorFlow ({module} is missing): pip install 'digitgenerator[train]'")
+        from .model import MAX_DECODER_CHANNELS
         from .train import train_cvae
 
-        config = train_cvae(
-            self._uint8_images, self.labels, out_dir, epochs, batch_size, seed, learning_rate, log=log
-        )
+        channels = checks.integer(decoder_channels, "decoder_channels", 1, MAX_DECODER_CHANNELS)
+        config = train_cvae(self._uint8_images, self.labels, out_dir, epochs, batch_size, seed, learning_rate,
+                            config={"decoder_channels": channels}, log=log)
         self.model_dir, self._vae = out_dir, None
         return config
 

@@ -43,8 +43,9 @@ DEFAULT_CONFIG = {
     "upsample_kernel_size": 4,
 }
 MAX_UNITS = 4096  # channels, units and latent sizes past this are not a model this package ships or trains
+MAX_DECODER_CHANNELS = 256  # what digitgenerator-train builds at most (the shipped model has 32)
 MAX_NPZ_MEMBER = 256 * 2**20  # bytes: the largest weight array a valid config can ask for is far smaller
-MAX_PRIOR_COMPONENTS = 10_000  # training digits kept per label in the mixture prior (train.py keeps at most 500)
+MAX_PRIOR_COMPONENTS = 10_000  # training digits kept per label in the mixture prior (MNIST's largest label has 6,742)
 
 
 @dataclass(frozen=True)
@@ -397,6 +398,23 @@ class Vae:
         if not parts:
             return np.zeros((0, self.latent_dim), np.float32), np.zeros((0, self.latent_dim), np.float32)
         return np.concatenate([m for m, _ in parts]), np.concatenate([v for _, v in parts])
+
+    def elbo(self, images, labels) -> np.ndarray:
+        """The evidence lower bound of each digit under the given label, in nats: (N,).
+
+        log p(x | y) >= E_q[log p(x | z, y)] - KL(q(z | x, y) || N(0, I)) (Kingma &
+        Welling 2014, eq. 3), with the expectation taken at the posterior mean (one
+        deterministic point rather than a sample): the Bernoulli log-likelihood of the
+        pixels (x in [0, 1], as in training) minus the Gaussian KL in closed form (ibid.,
+        appendix B). Comparing a digit's ELBO under each label makes the model a classifier.
+        """
+        mean, log_var = self.encode(images, labels)
+        x = _as_images(images).reshape(len(mean), -1)
+        logits = self.decode_logits(mean, labels).reshape(len(mean), -1).astype(np.float64)
+        # log sigmoid(l) x + log sigmoid(-l) (1 - x) = l x - softplus(l), softplus written to never overflow
+        log_likelihood = (logits * x - np.maximum(logits, 0) - np.log1p(np.exp(-np.abs(logits)))).sum(axis=1)
+        kl = 0.5 * (np.exp(log_var) + mean**2 - 1.0 - log_var).astype(np.float64).sum(axis=1)
+        return log_likelihood - kl
 
     def reparameterize(self, mean, log_var, rng: np.random.Generator) -> np.ndarray:
         """z = mean + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014, eq. 10)."""

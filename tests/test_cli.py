@@ -163,7 +163,9 @@ def test_documented_ranges_are_the_ones_accepted(tmp_path, capsys, args, ok):
 
 @pytest.mark.parametrize("args, ok", [(["--epochs", "1"], True), (["--epochs", "0"], False),
                                       (["--learning-rate", "1"], True), (["--learning-rate", "2"], False),
-                                      (["--learning-rate", "0"], False), (["--batch-size", "1"], True)])
+                                      (["--learning-rate", "0"], False), (["--batch-size", "1"], True),
+                                      (["--decoder-channels", "256"], True), (["--decoder-channels", "257"], False),
+                                      (["--decoder-channels", "0"], False)])
 def test_train_ranges(capsys, args, ok):
     from digitgenerator.cli import build_train_parser
 

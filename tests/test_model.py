@@ -195,12 +195,15 @@ def test_training_round_trip(tmp_path, mnist_folder, capsys):
     from digitgenerator.model import one_hot
 
     code = train_main(["--epochs", "2", "--batch-size", "10", "--seed", "1", "--out-dir", "model",
-                       "--mnist-folder", str(mnist_folder)])
+                       "--decoder-channels", "8", "--mnist-folder", str(mnist_folder)])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "epoch 2/2" in err
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["epochs_done"] == 2 and config["trained_on"] == 30 and config["seed"] == 1
+    assert config["decoder_channels"] == 8 and config["prior_label_margin"] == 5.0 and "prior_unclear_digits" in config
+    checkpoint = json.loads((tmp_path / "model" / "checkpoint" / "config.json").read_text())
+    assert checkpoint["weights_sha256"] == config["weights_sha256"]  # the final checkpoint is the model
     vae = Vae(tmp_path / "model")
     keras_model = Cvae(config)
     keras_model.load_weights(tmp_path / "model" / "cvae.weights.h5")  # the Keras checkpoint
@@ -381,3 +384,72 @@ def test_train_cvae_refuses_bad_settings_before_importing_tensorflow(tmp_path, k
     with pytest.raises(ValueError, match=message):
         train_cvae(images, labels, tmp_path / "m", **kwargs)
     assert not (tmp_path / "m").exists()
+
+
+def test_elbo_is_the_bernoulli_likelihood_at_the_posterior_mean_minus_the_kl(random_model):
+    """Against the textbook form: sum x log p + (1 - x) log(1 - p) with p the Bernoulli mean, minus KL to N(0, I)."""
+    vae = Vae(random_model)
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((6, 28, 28)).astype(np.float32), np.arange(6)
+    mean, log_var = vae.encode(images, labels)
+    p = vae.decode(mean, labels, sharpness=1.0).astype(np.float64).reshape(6, -1)
+    x = images.reshape(6, -1)
+    likelihood = (x * np.log(p) + (1 - x) * np.log(1 - p)).sum(1)
+    kl = [sum(0.5 * (np.exp(v) + m * m - 1 - v) for m, v in zip(ms, vs)) for ms, vs in zip(mean.astype(float), log_var.astype(float))]
+    np.testing.assert_allclose(vae.elbo(images, labels), likelihood - np.array(kl), rtol=1e-4)
+
+
+def test_the_shipped_model_reads_digits_by_their_elbo():
+    """argmax over labels of the ELBO is a classifier: the shipped model reads the embedded digits with it."""
+    gen = Digitgenerator(seed=0)
+    images, labels = gen.images[::10], gen.labels[::10]
+    scores = np.stack([gen.vae.elbo(images, np.full(len(labels), k)) for k in range(10)], axis=1)
+    assert np.mean(scores.argmax(1) == labels) >= 0.97
+
+
+def test_mislabelled_training_digits_never_become_styles_of_the_label(tmp_path, monkeypatch):
+    """Refitting to digits of which 20 ones are labelled 7: none of those becomes a mixture component of 7,
+    the config counts them, and without the label margin they would have been."""
+    import shutil
+
+    import digitgenerator.train as train
+
+    gen = Digitgenerator(seed=0)
+    picked = np.concatenate([np.flatnonzero(gen.labels == k)[:60] for k in range(10)])
+    images, labels = gen.images[picked], gen.labels[picked].astype(np.int64)
+    wrong = np.flatnonzero(labels == 1)[:20]
+    labels[wrong] = 7
+    wrong_means, _ = gen.vae.encode(images[wrong], labels[wrong])
+
+    def components_of_seven(margin):
+        folder = tmp_path / f"margin{margin}"
+        shutil.copytree(gen.vae.model_dir, folder, ignore=shutil.ignore_patterns("__*"))
+        monkeypatch.setattr(train, "LABEL_MARGIN", margin)
+        config = train.refit_prior(folder, images, labels)
+        mixture = Vae(folder).weights["prior/mixture_mean"][7]
+        hits = sum(np.abs(mixture - m).max(axis=1).min() <= 1e-4 for m in wrong_means)
+        return hits, config
+
+    hits, config = components_of_seven(train.LABEL_MARGIN)
+    assert hits == 0 and config["prior_unclear_digits"] >= 20 and config["prior_label_margin"] == train.LABEL_MARGIN
+    assert config["prior_components"] <= 40  # the ones left for label 1 bound every label's count
+    hits, config = components_of_seven(-np.inf)
+    assert hits >= 5 and config["prior_unclear_digits"] == 0
+
+
+def test_fit_prior_takes_components_only_from_eligible_digits():
+    from digitgenerator.train import fit_prior
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(10), 30)
+    means = rng.standard_normal((300, 16)).astype(np.float32)
+    log_vars = rng.standard_normal((300, 16)).astype(np.float32)
+    eligible = np.tile(np.arange(30) >= 10, 10)  # the first 10 digits of each label are not
+    eligible[labels == 2] &= np.arange(30) >= 15  # label 2 has only 15: it bounds every label's count
+    prior = fit_prior(means, labels, log_vars, eligible=eligible)
+    assert prior["prior/mixture_mean"].shape == (10, 15, 16)
+    for k in range(10):
+        rows = [int(np.flatnonzero(np.all(means == m, axis=1))[0]) for m in prior["prior/mixture_mean"][k]]
+        assert all(labels[r] == k and eligible[r] for r in rows) and len(set(rows)) == 15
+    no_nines = eligible & (labels != 9)  # a label none of whose digits may serve: the mask is ignored
+    assert fit_prior(means, labels, log_vars, eligible=no_nines)["prior/mixture_mean"].shape == (10, 30, 16)
