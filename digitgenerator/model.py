@@ -408,8 +408,12 @@ class Vae:
         pixels (x in [0, 1], as in training) minus the Gaussian KL in closed form (ibid.,
         appendix B). Comparing a digit's ELBO under each label makes the model a classifier.
         """
-        mean, log_var = self.encode(images, labels)
-        x = _as_images(images).reshape(len(mean), -1)
+        x = _as_images(images)
+        if not (np.all(x >= 0) and np.all(x <= 1)):  # also catches NaN
+            raise ValueError(f"elbo needs pixels in [0, 1] (1 = ink), got {np.nanmin(x)} to {np.nanmax(x)} "
+                             "or NaN: divide uint8 digits by 255")
+        mean, log_var = self.encode(x, labels)
+        x = x.reshape(len(mean), -1)
         logits = self.decode_logits(mean, labels).reshape(len(mean), -1).astype(np.float64)
         # log sigmoid(l) x + log sigmoid(-l) (1 - x) = l x - softplus(l), softplus written to never overflow
         log_likelihood = (logits * x - np.maximum(logits, 0) - np.log1p(np.exp(-np.abs(logits)))).sum(axis=1)

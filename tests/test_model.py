@@ -399,6 +399,15 @@ def test_elbo_is_the_bernoulli_likelihood_at_the_posterior_mean_minus_the_kl(ran
     np.testing.assert_allclose(vae.elbo(images, labels), likelihood - np.array(kl), rtol=1e-4)
 
 
+@pytest.mark.parametrize("value", [255.0, -0.5, np.nan])
+def test_elbo_refuses_pixels_outside_0_1(random_model, value):
+    images = np.zeros((2, 28, 28), np.float32)
+    Vae(random_model).elbo(images, [1, 2])  # in range: fine
+    images[1, 3, 3] = value
+    with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
+        Vae(random_model).elbo(images, [1, 2])
+
+
 def test_the_shipped_model_reads_digits_by_their_elbo():
     """argmax over labels of the ELBO is a classifier: the shipped model reads the embedded digits with it."""
     gen = Digitgenerator(seed=0)
