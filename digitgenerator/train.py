@@ -44,8 +44,9 @@ CALIBRATE_EVERY = 25  # epochs between sharpness calibrations during training
 PRIOR_COMPONENTS = 6000
 # A training digit whose ELBO under its own label beats every other label's by no more
 # than this (nats) is one the model itself nearly reads as another digit (a 4 that is
-# almost a 9): kept out of the mixture, as its samples are ambiguous. Measured with
-# bench/quality.py (held-out judge and CAS) at 0, 5 and 10 nats; 5 drops 1.8% of MNIST.
+# almost a 9): kept out of the mixture, as its samples are ambiguous. Screened with
+# bench/quality.py's held-out judge and CAS classifier at 0, 5 and 10 nats
+# (docs/cvae-experiments.md); 5 drops 1.8% of MNIST.
 LABEL_MARGIN = 5.0
 
 
@@ -79,13 +80,15 @@ def fit_prior(means: np.ndarray, labels: np.ndarray, log_vars: np.ndarray | None
         "prior/style_mean": style_mean,
         "prior/style_chol": style_chol,
     }
-    eligible = np.ones(len(labels), bool) if eligible is None else np.asarray(eligible, bool)
-    if not all(np.any((labels == k) & eligible) for k in range(NUM_CLASSES)):
-        eligible = np.ones(len(labels), bool)  # a label none of whose digits may serve: the mask says nothing then
-    m = min([components] + [int(np.sum((labels == k) & eligible)) for k in range(NUM_CLASSES)])
+    pools = [np.flatnonzero(labels == k) for k in range(NUM_CLASSES)]
+    if eligible is not None:
+        eligible_pools = [pool[np.asarray(eligible, bool)[pool]] for pool in pools]
+        if all(len(pool) for pool in eligible_pools):  # a label none of whose digits may serve: the mask says nothing then
+            pools = eligible_pools
+    m = min([components] + [len(pool) for pool in pools])
     if log_vars is not None and m > 0:
         rng = np.random.default_rng(seed)
-        kept = np.stack([rng.permutation(np.flatnonzero((labels == k) & eligible))[:m] for k in range(NUM_CLASSES)])
+        kept = np.stack([rng.permutation(pool)[:m] for pool in pools])
         prior["prior/mixture_mean"] = means[kept]
         prior["prior/mixture_std"] = np.exp(0.5 * log_vars[kept])
     return {k: v.astype(np.float32) for k, v in prior.items()}
@@ -143,11 +146,6 @@ def unit_images(images) -> np.ndarray:
     return x / 255.0 if x.max() > 1.0 else x
 
 
-def clear_digits(arch: dict, weights: dict, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(N,) bool: the training digits the model reads as their own label by more than LABEL_MARGIN."""
-    return label_margin(Vae.from_weights(arch, weights), images, labels) > LABEL_MARGIN
-
-
 def fit_sampling(arch: dict, weights: dict, images: np.ndarray, labels: np.ndarray,
                  sharpness: float | None = None, filter_unclear: bool = True) -> dict:
     """Fit the priors to the training digits (float (N, 28, 28) in [0, 1]) into `weights`;
@@ -155,15 +153,16 @@ def fit_sampling(arch: dict, weights: dict, images: np.ndarray, labels: np.ndarr
 
     sharpness None calibrates it (a few seconds); a number reuses an earlier calibration.
     filter_unclear keeps the digits the model nearly reads as another label out of the
-    mixture (clear_digits: ten passes of the network over the digits, about 90 s for
-    all 60,000 on 2 cores); False lets every digit serve.
+    mixture (label_margin > LABEL_MARGIN: ten passes of the network over the digits,
+    about 90 s for all 60,000 on 2 cores); False lets every digit serve.
     """
     from scipy.stats import chi2
 
     for name in [k for k in weights if k.startswith("prior/")]:
         del weights[name]
-    clear = clear_digits(arch, weights, images, labels) if filter_unclear else None
-    means, log_vars = Vae.from_weights(arch, weights).encode(images, labels)
+    vae = Vae.from_weights(arch, weights)
+    clear = label_margin(vae, images, labels) > LABEL_MARGIN if filter_unclear else None
+    means, log_vars = vae.encode(images, labels)
     weights.update(fit_prior(means, np.asarray(labels), log_vars, eligible=clear))
     radius = float(np.sqrt(chi2.ppf(TRUNCATION, arch["latent_dim"])))
     components = len(weights["prior/mixture_mean"][0]) if "prior/mixture_mean" in weights else 0
