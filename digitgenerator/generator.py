@@ -256,10 +256,12 @@ class Digitgenerator:
         learning_rate: float = 1e-3,
         log=None,
         decoder_channels: int = 32,
+        kl_weight: float = 1.0,
     ) -> dict:
         """Train a CVAE on the loaded digits, save it in out_dir and use it from now on (needs TensorFlow).
 
         decoder_channels: of the decoder's 7x7 and 14x14 feature maps (1-256; the shipped model has 32).
+        kl_weight: beta, the weight of the KL term in the loss (0.01-10; 1, the ELBO, as the shipped model).
         Returns the saved config with its final losses.
         """
         import importlib.util
@@ -268,11 +270,12 @@ class Digitgenerator:
             if importlib.util.find_spec(module) is None:
                 raise ModuleNotFoundError(f"training needs TensorFlow ({module} is missing): pip install 'digitgenerator[train]'")
         from .model import MAX_DECODER_CHANNELS
-        from .train import train_cvae
+        from .train import MAX_KL_WEIGHT, MIN_KL_WEIGHT, train_cvae
 
+        beta = checks.number(kl_weight, "kl_weight", MIN_KL_WEIGHT, MAX_KL_WEIGHT)
         channels = checks.integer(decoder_channels, "decoder_channels", 1, MAX_DECODER_CHANNELS)
         config = train_cvae(self._uint8_images, self.labels, out_dir, epochs, batch_size, seed, learning_rate,
-                            config={"decoder_channels": channels}, log=log)
+                            kl_weight=beta, config={"decoder_channels": channels}, log=log)
         self.model_dir, self._vae = out_dir, None
         return config
 

@@ -165,7 +165,9 @@ def test_documented_ranges_are_the_ones_accepted(tmp_path, capsys, args, ok):
                                       (["--learning-rate", "1"], True), (["--learning-rate", "2"], False),
                                       (["--learning-rate", "0"], False), (["--batch-size", "1"], True),
                                       (["--decoder-channels", "256"], True), (["--decoder-channels", "257"], False),
-                                      (["--decoder-channels", "0"], False)])
+                                      (["--decoder-channels", "0"], False), (["--kl-weight", "0.01"], True),
+                                      (["--kl-weight", "10"], True), (["--kl-weight", "0.009"], False),
+                                      (["--kl-weight", "nan"], False), (["--kl-weight", "11"], False)])
 def test_train_ranges(capsys, args, ok):
     from digitgenerator.cli import build_train_parser
 
