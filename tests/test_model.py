@@ -146,19 +146,25 @@ def test_model_lookup_order(tmp_path, monkeypatch):
     assert Vae(local).model_dir == local
 
 
+def nearest_neighbour_reader(images, labels):
+    """A reader independent of the model: each digit gets the label of its nearest (Euclidean) of `images`."""
+    reference = np.asarray(images, dtype=np.float32).reshape(len(labels), -1)
+    norms = (reference**2).sum(1)[None]
+
+    def read(x):
+        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        return labels[np.argmin(norms - 2 * x @ reference.T, axis=1)]  # + |x|^2, the same for every candidate
+
+    return read
+
+
 def test_shipped_model_writes_recognisable_digits():
     """1-nearest-neighbour on 4,000 embedded digits (no TensorFlow) reads the CVAE's digits about as
     well as it reads the 1,000 real digits held out of those 4,000 (both about 95%)."""
     gen = Digitgenerator(seed=0)
     order = np.random.default_rng(0).permutation(len(gen.labels))
     train, held = order[:4000], order[4000:]
-    reference = gen.images[train].reshape(len(train), -1)
-
-    def nearest_label(x):
-        x = x.reshape(len(x), -1)
-        d = (reference**2).sum(1)[None] - 2 * x @ reference.T  # + |x|^2, the same for every candidate
-        return gen.labels[train][np.argmin(d, axis=1)]
-
+    nearest_label = nearest_neighbour_reader(gen.images[train], gen.labels[train])
     real = np.mean(nearest_label(gen.images[held]) == gen.labels[held])
     labels = np.repeat(np.arange(10), 100)
     fake = np.mean(nearest_label(gen.vae.sample(labels, np.random.default_rng(1))) == labels)
@@ -173,12 +179,7 @@ def test_shipped_model_keeps_the_label_out_of_a_shared_hand():
     the latent. (A model trained with --kl-weight 0.2 fails this: its latents carry the label, and a
     shared one writes a number as one digit repeated.) The reader: 1-nearest-neighbour on the sample."""
     gen = Digitgenerator(seed=0)
-    reference = gen.images.reshape(len(gen.labels), -1)
-
-    def read(x):
-        x = x.reshape(len(x), -1)
-        return gen.labels[np.argmin((reference**2).sum(1)[None] - 2 * x @ reference.T, axis=1)]
-
+    read = nearest_neighbour_reader(gen.images, gen.labels)
     rng = np.random.default_rng(3)
     numbers = rng.integers(0, 10, (100, 8))
     shared = np.concatenate([gen.sample_from_vae(number, (0, 0), style="shared", seed=i).reshape(28, 8, 28).transpose(1, 0, 2)
