@@ -13,8 +13,7 @@ import warnings
 
 from . import __version__, checks
 from .compose import MAX_WIDTH
-from .model import DEFAULT_CONFIG, MAX_DECODER_CHANNELS
-from .train import MAX_KL_WEIGHT, MIN_KL_WEIGHT
+from .model import DEFAULT_CONFIG, MAX_DECODER_CHANNELS, MAX_KL_WEIGHT, MIN_KL_WEIGHT
 
 USAGE_ERROR = 2
 RUNTIME_ERROR = 1

@@ -270,12 +270,11 @@ class Digitgenerator:
             if importlib.util.find_spec(module) is None:
                 raise ModuleNotFoundError(f"training needs TensorFlow ({module} is missing): pip install 'digitgenerator[train]'")
         from .model import MAX_DECODER_CHANNELS
-        from .train import MAX_KL_WEIGHT, MIN_KL_WEIGHT, train_cvae
+        from .train import train_cvae
 
-        beta = checks.number(kl_weight, "kl_weight", MIN_KL_WEIGHT, MAX_KL_WEIGHT)
         channels = checks.integer(decoder_channels, "decoder_channels", 1, MAX_DECODER_CHANNELS)
         config = train_cvae(self._uint8_images, self.labels, out_dir, epochs, batch_size, seed, learning_rate,
-                            kl_weight=beta, config={"decoder_channels": channels}, log=log)
+                            kl_weight=kl_weight, config={"decoder_channels": channels}, log=log)
         self.model_dir, self._vae = out_dir, None
         return config
 

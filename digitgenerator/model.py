@@ -44,6 +44,12 @@ DEFAULT_CONFIG = {
 }
 MAX_UNITS = 4096  # channels, units and latent sizes past this are not a model this package ships or trains
 MAX_DECODER_CHANNELS = 256  # what digitgenerator-train builds at most (the shipped model has 32)
+# The weight beta on the KL term of the loss (Higgins et al. 2017's beta-VAE; 1 is the
+# ELBO itself). Below 1 the posteriors narrow and the digits sharpen (the mixture prior
+# is made of those posteriors, so sampling still lands where the digits are), but the
+# latent then carries the label as well as the hand, so style="shared" and style_of
+# write worse: docs/cvae-experiments.md measures both. The shipped model keeps 1.
+MIN_KL_WEIGHT, MAX_KL_WEIGHT = 0.01, 10.0
 MAX_NPZ_MEMBER = 256 * 2**20  # bytes: the largest weight array a valid config can ask for is far smaller
 MAX_PRIOR_COMPONENTS = 10_000  # training digits kept per label in the mixture prior (MNIST's largest label has 6,742)
 

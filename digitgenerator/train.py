@@ -28,7 +28,7 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_path, atomic_write_bytes
 from .data import NUM_CLASSES, file_sha256
-from .model import CONFIG_FILE, DEFAULT_CONFIG, WEIGHTS_FILE, ModelConfig, Vae, one_hot
+from .model import CONFIG_FILE, DEFAULT_CONFIG, MAX_KL_WEIGHT, MIN_KL_WEIGHT, WEIGHTS_FILE, ModelConfig, Vae, one_hot
 from .noise import MAX_TRAIN_NOISE, corrupt
 
 KERAS_WEIGHTS_FILE = "cvae.weights.h5"  # the Keras checkpoint, for resuming training
@@ -48,12 +48,6 @@ PRIOR_COMPONENTS = 6000
 # bench/quality.py's held-out judge and CAS classifier at 0, 5 and 10 nats
 # (docs/cvae-experiments.md); 5 drops 1.8% of MNIST.
 LABEL_MARGIN = 5.0
-# The weight beta on the KL term of the loss (Higgins et al. 2017's beta-VAE; 1 is the
-# ELBO itself). Below 1 the posteriors narrow and the digits sharpen (the mixture prior
-# is made of those posteriors, so sampling still lands where the digits are), but the
-# latent then carries the label as well as the hand, so style="shared" and style_of
-# write worse: docs/cvae-experiments.md measures both. The shipped model keeps 1.
-MIN_KL_WEIGHT, MAX_KL_WEIGHT = 0.01, 10.0
 
 
 def fit_prior(means: np.ndarray, labels: np.ndarray, log_vars: np.ndarray | None = None,

@@ -426,7 +426,8 @@ def test_refit_prior_reads_uint8_and_float_digits_alike(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [({"learning_rate": 1.5}, "learning_rate"), ({"learning_rate": 0}, "learning_rate"),
-                                             ({"batch_size": 31}, "fewer than one batch of 31"), ({"epochs": 0}, "epochs")])
+                                             ({"batch_size": 31}, "fewer than one batch of 31"), ({"epochs": 0}, "epochs"),
+                                             ({"kl_weight": 0.0}, "kl_weight"), ({"kl_weight": np.nan}, "kl_weight")])
 def test_train_cvae_refuses_bad_settings_before_importing_tensorflow(tmp_path, kwargs, message):
     from conftest import make_digits
     from digitgenerator.train import train_cvae
