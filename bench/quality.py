@@ -257,8 +257,9 @@ def main(argv=None) -> int:
     xa, ya, xb = x_test[split[:5000]], y_test[split[:5000]], x_test[split[5000:]]
 
     train_images, train_labels, source = load_mnist()
+    real_x, real_y = train_images.astype(np.float32) / 255, train_labels.astype(np.int64)
     t0 = time.perf_counter()
-    predict, feats = train_judge(train_images.astype(np.float32) / 255, train_labels.astype(np.int64), args.seed)
+    predict, feats = train_judge(real_x, real_y, args.seed)
     judge_acc = float(np.mean(predict(x_test) == y_test))
     print(f"judge: CNN trained on {len(train_labels)} digits of {source.images.name} "
           f"in {time.perf_counter() - t0:.0f} s; reads {judge_acc:.2%} of t10k correctly\n")
@@ -266,9 +267,9 @@ def main(argv=None) -> int:
     vae = Vae(args.model_dir)
     rng = np.random.default_rng(args.seed)
     fb = feats(xb)
-    real_fd = frechet(feats(train_images.astype(np.float32) / 255), fb)
+    real_fd = frechet(feats(real_x), fb)
     rows = [
-        (f"real: the judge's {len(train_labels):,} training digits", float(np.mean(predict(train_images.astype(np.float32) / 255) == train_labels)), real_fd),
+        (f"real: the judge's {len(train_labels):,} training digits", float(np.mean(predict(real_x) == real_y)), real_fd),
         ("real: t10k half A", float(np.mean(predict(xa) == ya)), frechet(feats(xa), fb)),
     ]
     shipped = (vae.truncation_radius, vae.sharpness)
@@ -309,7 +310,6 @@ def main(argv=None) -> int:
         ):
             print(f"| {p} | {name} | {psnr(out, xa):.2f} | {np.mean(predict(out) == ya):.2%} |")
 
-    real_x, real_y = train_images.astype(np.float32) / 255, train_labels.astype(np.int64)
     print("\n| 8-digit numbers (1,000) | slant: within / overall variance | stroke width: within / overall | read as requested |")
     print("|---|---|---|---|")
     for name, slant, stroke, read in style_table(vae, real_x, real_y, rng, predict):
