@@ -22,7 +22,7 @@ setup(
     package_dir={"digitgenerator.tf_vae_files": "tf_vae_files"},
     package_data={
         "digitgenerator": ["sample_data/*.gz", "sample_data/PROVENANCE.json", "mnist_resources.txt"],
-        "digitgenerator.tf_vae_files": ["cvae.npz", "config.json"],
+        "digitgenerator.tf_vae_files": ["cvae.npz", "config.json", "denoiser/cvae.npz", "denoiser/config.json"],
     },
     install_requires=["numpy>=1.23", "pillow>=9.1", "scipy>=1.9", "threadpoolctl>=3", "platformdirs>=3", "isal>=1.6"],
     extras_require={

@@ -98,6 +98,10 @@ CONFIGS = {
     "realistic": ["--realistic"],
     "realistic + sharpen 2": ["--realistic", "--sharpen", "2"],  # the scanner's sharpest setting (docs/ocr-experiments.md)
     "realistic + augmentation": ["--realistic", "--rotate", "6", "--elastic", "6"],
+    # CVAE digits (one hand per number) in the realistic layout: the shipped generator, and
+    # 1.4.0's model (KL weight 1), which the shipped folder keeps for denoising.
+    "realistic + CVAE": ["--realistic", "--source", "cvae"],
+    "realistic + CVAE 1.4.0": ["--realistic", "--source", "cvae", "--model-dir", str(ROOT / "tf_vae_files" / "denoiser")],
 }
 
 

@@ -306,7 +306,8 @@ def main(argv=None) -> int:
         for name, out in (
             ("noisy", noisy),
             ("3x3 median filter", median_filter(noisy, size=(1, 3, 3))),
-            ("CVAE denoise", vae.ff_autoencode(noisy, ya)),
+            ("CVAE denoise", vae.denoise(noisy, ya)),
+            *([("the generator's own encoder and decoder", vae.ff_autoencode(noisy, ya))] if vae.denoiser is not vae else []),
         ):
             print(f"| {p} | {name} | {psnr(out, xa):.2f} | {np.mean(predict(out) == ya):.2%} |")
 

@@ -13,7 +13,8 @@ import warnings
 
 from . import __version__, checks
 from .compose import MAX_WIDTH
-from .model import DEFAULT_CONFIG, MAX_DECODER_CHANNELS, MAX_KL_WEIGHT, MIN_KL_WEIGHT
+from .model import (DEFAULT_CONFIG, LABEL_MARGIN, MAX_CONSISTENCY_WEIGHT, MAX_DECODER_CHANNELS, MAX_KL_WEIGHT,
+                    MAX_LABEL_MARGIN, MIN_KL_WEIGHT)
 
 USAGE_ERROR = 2
 RUNTIME_ERROR = 1
@@ -249,8 +250,15 @@ def build_train_parser(prog: str = "digitgenerator-train") -> argparse.ArgumentP
                    default=DEFAULT_CONFIG["decoder_channels"],
                    help="channels of the decoder's 7x7 and 14x14 feature maps")
     p.add_argument("--kl-weight", type=_float_in(MIN_KL_WEIGHT, MAX_KL_WEIGHT, "--kl-weight"), default=1.0, metavar="BETA",
-                   help="weight of the KL term in the loss (beta-VAE; 1, the ELBO, as the shipped model; 0.2: sharper digits "
+                   help="weight of the KL term in the loss (beta-VAE; 1 is the ELBO; the shipped model has 0.2: sharper digits "
                         "whose latents also carry the label, README's Quality)")
+    p.add_argument("--consistency-weight", type=_float_in(0.0, MAX_CONSISTENCY_WEIGHT, "--consistency-weight"), default=0.0,
+                   metavar="LAMBDA",
+                   help="weight of the label-consistency term: a frozen reader must see the label asked for in each digit's "
+                        "hand decoded under another label (0: off; the shipped model has 10, with --kl-weight 0.2)")
+    p.add_argument("--label-margin", type=_margin, default=LABEL_MARGIN, metavar="NATS",
+                   help="training digits the model reads as their label by no more than this many nats (ELBO) stay out "
+                        "of the sampling prior; 'off' lets every digit in")
     p.add_argument("--out-dir", default="tf_vae_files",
                    help="where the finished cvae.npz and config.json go (per-epoch checkpoints in OUT_DIR/checkpoint/)")
     p.add_argument("--refit-prior", action="store_true",
@@ -261,6 +269,17 @@ def build_train_parser(prog: str = "digitgenerator-train") -> argparse.ArgumentP
     return p
 
 
+def _margin(text: str) -> float | None:
+    """--label-margin: 'off', or nats from 0 to MAX_LABEL_MARGIN."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--label-margin must be a number of nats or 'off', got {text!r}") from None
+    return _float_in(0.0, MAX_LABEL_MARGIN, "--label-margin")(text)
+
+
 def _train(args) -> int:
     from .generator import Digitgenerator
 
@@ -268,14 +287,15 @@ def _train(args) -> int:
     if args.refit_prior:
         from .train import refit_prior
 
-        config = refit_prior(args.out_dir, gen.images, gen.labels)
+        config = refit_prior(args.out_dir, gen.images, gen.labels, args.label_margin)
         print(f"refitted the prior of {args.out_dir}/cvae.npz to {len(gen.labels)} digits "
               f"({config['prior_components']} per label, sharpness {config['sharpness']})")
         return 0
     print(f"training on {len(gen.labels)} digits from {gen.source.images}", file=sys.stderr)
     config = gen.train_vaemodel(args.epochs, args.batch_size, seed=args.seed, out_dir=args.out_dir,
                                 learning_rate=args.learning_rate, decoder_channels=args.decoder_channels,
-                                kl_weight=args.kl_weight)
+                                kl_weight=args.kl_weight, consistency_weight=args.consistency_weight,
+                                label_margin=args.label_margin)
     print(f"saved {args.out_dir}/cvae.npz (reconstruction {config['final_reconstruction']:.2f}, KL {config['final_kl']:.2f})")
     return 0
 

@@ -10,6 +10,7 @@ import numpy as np
 from . import checks
 from .compose import check_digits, check_spacing, check_width, compose, render
 from .data import DEFAULT_MNIST_FOLDER, DEFAULT_PREPROCESSED_FOLDER, IMAGE_SIZE, load_mnist
+from .model import LABEL_MARGIN
 from .noise import check_noise_prob, corrupt
 from .png import write_png
 
@@ -238,7 +239,7 @@ class Digitgenerator:
         vae = self.vae  # load (and fail on a missing model) before drawing anything
         clean = self.real_digits(digits, rng)
         noisy = corrupt(clean, noise_prob, rng)
-        restored = vae.ff_autoencode(noisy, digits)
+        restored = vae.denoise(noisy, digits)
         image, layout = self._finish(restored, spacing_range, image_width, rng, fit, False)
         self.latest_clean = render(list(clean), layout)  # the same places as the denoised digits
         self.latest_noisy = render(list(noisy), layout)
@@ -257,11 +258,17 @@ class Digitgenerator:
         log=None,
         decoder_channels: int = 32,
         kl_weight: float = 1.0,
+        consistency_weight: float = 0.0,
+        label_margin: float | None = LABEL_MARGIN,
     ) -> dict:
         """Train a CVAE on the loaded digits, save it in out_dir and use it from now on (needs TensorFlow).
 
         decoder_channels: of the decoder's 7x7 and 14x14 feature maps (1-256; the shipped model has 32).
-        kl_weight: beta, the weight of the KL term in the loss (0.01-10; 1, the ELBO, as the shipped model).
+        kl_weight: beta, the weight of the KL term in the loss (0.01-10; 1 is the ELBO).
+        consistency_weight: lambda of the label-consistency term (0-100; 0 leaves it out). The shipped
+        model: kl_weight 0.2, consistency_weight 10 (train.py's docstring says why).
+        label_margin: nats (0-1000) by which a training digit must read as its own label to join
+        the sampling prior; None lets every digit join.
         Returns the saved config with its final losses.
         """
         import importlib.util
@@ -274,7 +281,8 @@ class Digitgenerator:
 
         channels = checks.integer(decoder_channels, "decoder_channels", 1, MAX_DECODER_CHANNELS)
         config = train_cvae(self._uint8_images, self.labels, out_dir, epochs, batch_size, seed, learning_rate,
-                            kl_weight=kl_weight, config={"decoder_channels": channels}, log=log)
+                            kl_weight=kl_weight, config={"decoder_channels": channels}, log=log,
+                            consistency_weight=consistency_weight, label_margin=label_margin)
         self.model_dir, self._vae = out_dir, None
         return config
 

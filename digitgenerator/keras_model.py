@@ -76,3 +76,23 @@ class Cvae(keras.Model):
             kernel, bias = getattr(self, name).get_weights()
             out[f"{name}/kernel"], out[f"{name}/bias"] = kernel, bias
         return out
+
+
+def digit_reader(seed: int = 0) -> keras.Model:
+    """A small CNN that reads a digit: images (N, 28, 28, 1) in [0, 1] -> logits (N, 10).
+
+    Two 3x3 conv layers (32, 64; each max-pooled) and a 128-unit dense layer: the
+    classic Keras MNIST example's shape. train.py fits it on the training digits and
+    freezes it to read the CVAE's cross-label decodes (the label-consistency term).
+    """
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1)),
+        layers.Conv2D(32, 3, activation="relu", name="reader_conv1"),
+        layers.MaxPooling2D(name="reader_pool1"),
+        layers.Conv2D(64, 3, activation="relu", name="reader_conv2"),
+        layers.MaxPooling2D(name="reader_pool2"),
+        layers.Flatten(name="reader_flatten"),
+        layers.Dense(128, activation="relu", name="reader_hidden"),
+        layers.Dense(NUM_CLASSES, name="reader_logits"),
+    ], name="digit_reader")

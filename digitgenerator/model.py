@@ -32,6 +32,12 @@ WEIGHTS_FILE = "cvae.npz"
 CONFIG_FILE = "config.json"
 MODEL_FOLDER = "tf_vae_files"  # a user's own model in ./tf_vae_files/ wins over the shipped one
 MODEL_DIR_ENV = "DIGITGENERATOR_MODEL_DIR"
+# A model folder may hold another model in this subfolder to denoise with (Vae.denoise).
+# The shipped generator (KL weight 0.2) writes sharper digits, but its sharp decoder
+# guesses a stroke where the blurrier KL-weight-1 decoder of 1.4.0 averages over where it
+# may lie, which is what least-squares denoising wants: about 1 dB better at p = 0.5
+# (docs/cvae-experiments.md). So the shipped folder keeps 1.4.0's model for denoising.
+DENOISER_FOLDER = "denoiser"
 GRID = IMAGE_SIZE // 4  # the decoder starts from a 7x7 grid and doubles twice
 
 DEFAULT_CONFIG = {
@@ -48,8 +54,19 @@ MAX_DECODER_CHANNELS = 256  # what digitgenerator-train builds at most (the ship
 # ELBO itself). Below 1 the posteriors narrow and the digits sharpen (the mixture prior
 # is made of those posteriors, so sampling still lands where the digits are), but the
 # latent then carries the label as well as the hand, so style="shared" and style_of
-# write worse: docs/cvae-experiments.md measures both. The shipped model keeps 1.
+# write worse unless the label-consistency term is on (train.py): docs/cvae-experiments.md
+# measures both. The shipped model has 0.2 with consistency weight 10.
 MIN_KL_WEIGHT, MAX_KL_WEIGHT = 0.01, 10.0
+# The weight of the label-consistency term (train.py): 0 leaves it out. Up to 100, as
+# one cross-entropy in nats against a reconstruction of about 70 nats; 10 is the shipped model's.
+MAX_CONSISTENCY_WEIGHT = 100.0
+# A training digit whose ELBO under its own label beats every other label's by no more
+# than LABEL_MARGIN (nats) is one the model itself nearly reads as another digit (a 4
+# that is almost a 9): kept out of the mixture prior, as its samples are ambiguous.
+# Screened with bench/quality.py's held-out judge and CAS classifier at 0, 5 and 10 nats
+# (docs/cvae-experiments.md); 5 drops 1.8% of MNIST. digitgenerator-train --label-margin
+# sets it, up to MAX_LABEL_MARGIN.
+LABEL_MARGIN, MAX_LABEL_MARGIN = 5.0, 1000.0
 MAX_NPZ_MEMBER = 256 * 2**20  # bytes: the largest weight array a valid config can ask for is far smaller
 MAX_PRIOR_COMPONENTS = 10_000  # training digits kept per label in the mixture prior (MNIST's largest label has 6,742)
 
@@ -364,6 +381,17 @@ class Vae:
         self.prior_components = checked.prior_components
         self.batch_size = batch_size
         self.threads: int | None = None  # threads for large batches; None: one per core
+        self._denoiser: Vae | None = None
+
+    @property
+    def denoiser(self) -> "Vae":
+        """The model that denoises: the one in the DENOISER_FOLDER subfolder of this model's folder, if
+        that holds a cvae.npz (loaded on first use, checked as any model), else this model itself."""
+        if self._denoiser is None:
+            folder = self.model_dir / DENOISER_FOLDER if self.model_dir is not None else None
+            has_own = folder is not None and (folder / WEIGHTS_FILE).is_file()
+            self._denoiser = Vae(folder, self.batch_size) if has_own else self
+        return self._denoiser
 
     def _w(self, layer: str) -> tuple[np.ndarray, np.ndarray]:
         return self.weights[f"{layer}/kernel"], self.weights[f"{layer}/bias"]
@@ -520,6 +548,13 @@ class Vae:
     def sample(self, labels, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
         """New digits of the given labels: float32 (N, 28, 28)."""
         return self.decode(self.sample_latents(labels, rng, temperature), labels)
+
+    def denoise(self, images, labels) -> np.ndarray:
+        """Clean digits (N, 28, 28) from noisy ones (a list or array of 28x28, labels (N,)):
+        `ff_autoencode` by the denoiser (see `denoiser`)."""
+        denoiser = self.denoiser
+        denoiser.threads = self.threads
+        return denoiser.ff_autoencode(images, labels)
 
     def ff_autoencode(self, images, labels) -> np.ndarray:
         """Encode and decode at the posterior mean: a list or array of 28x28 in, (N, 28, 28) out.

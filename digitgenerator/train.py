@@ -12,6 +12,14 @@ entropy summed over the 784 pixels, and the Gaussian KL in closed form
 To make the same model a denoiser, a share of each batch is fed to the encoder
 corrupted by `noise.corrupt` (p ~ U(0, 0.6) per image) while the target stays
 the clean digit: the encoder learns to read through the noise.
+
+Optionally (consistency_weight lambda > 0), a label-consistency term: a small CNN
+(keras_model.digit_reader), fitted to the training digits for READER_EPOCHS and then
+frozen, reads each digit's posterior sample decoded under a random *other* label y',
+and lambda * CE(y', reader(decode(z, y'))) joins the loss. With a KL weight below 1
+the latent carries the label as well as the hand, and the decoder then follows the
+latent over its label input; this term makes it write the label it is given, so one
+latent keeps one hand across a number (docs/cvae-experiments.md measures both).
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_path, atomic_write_bytes
 from .data import NUM_CLASSES, file_sha256
-from .model import CONFIG_FILE, DEFAULT_CONFIG, MAX_KL_WEIGHT, MIN_KL_WEIGHT, WEIGHTS_FILE, ModelConfig, Vae, one_hot
+from .model import (CONFIG_FILE, DEFAULT_CONFIG, LABEL_MARGIN, MAX_CONSISTENCY_WEIGHT, MAX_KL_WEIGHT, MAX_LABEL_MARGIN,
+                    MIN_KL_WEIGHT, WEIGHTS_FILE, ModelConfig, Vae, one_hot)
 from .noise import MAX_TRAIN_NOISE, corrupt
 
 KERAS_WEIGHTS_FILE = "cvae.weights.h5"  # the Keras checkpoint, for resuming training
@@ -42,12 +51,9 @@ CALIBRATE_EVERY = 25  # epochs between sharpness calibrations during training
 # MNIST's (its rarest label, 5, has 5,421). Each is a style the sampler can start from;
 # a random 500 of all 60,000 (1.3.0's number) taught bench/quality.py's CAS classifier less.
 PRIOR_COMPONENTS = 6000
-# A training digit whose ELBO under its own label beats every other label's by no more
-# than this (nats) is one the model itself nearly reads as another digit (a 4 that is
-# almost a 9): kept out of the mixture, as its samples are ambiguous. Screened with
-# bench/quality.py's held-out judge and CAS classifier at 0, 5 and 10 nats
-# (docs/cvae-experiments.md); 5 drops 1.8% of MNIST.
-LABEL_MARGIN = 5.0
+# Passes of the label-consistency reader over the training digits before it is frozen:
+# two read about 99% of t10k, enough to tell which label a decode shows.
+READER_EPOCHS = 2
 
 
 def fit_prior(means: np.ndarray, labels: np.ndarray, log_vars: np.ndarray | None = None,
@@ -147,28 +153,28 @@ def unit_images(images) -> np.ndarray:
 
 
 def fit_sampling(arch: dict, weights: dict, images: np.ndarray, labels: np.ndarray,
-                 sharpness: float | None = None, filter_unclear: bool = True) -> dict:
+                 sharpness: float | None = None, margin: float | None = LABEL_MARGIN) -> dict:
     """Fit the priors to the training digits (float (N, 28, 28) in [0, 1]) into `weights`;
     return the sampling settings for config.json.
 
     sharpness None calibrates it (a few seconds); a number reuses an earlier calibration.
-    filter_unclear keeps the digits the model nearly reads as another label out of the
-    mixture (label_margin > LABEL_MARGIN: ten passes of the network over the digits,
-    about 90 s for all 60,000 on 2 cores); False lets every digit serve.
+    margin (nats) keeps the digits the model nearly reads as another label out of the
+    mixture (those whose label_margin is not above it: ten passes of the network over
+    the digits, about 90 s for all 60,000 on 2 cores); None lets every digit serve.
     """
     from scipy.stats import chi2
 
     for name in [k for k in weights if k.startswith("prior/")]:
         del weights[name]
     vae = Vae.from_weights(arch, weights)
-    clear = label_margin(vae, images, labels) > LABEL_MARGIN if filter_unclear else None
+    clear = None if margin is None else label_margin(vae, images, labels) > margin
     means, log_vars = vae.encode(images, labels)
     weights.update(fit_prior(means, np.asarray(labels), log_vars, eligible=clear))
     radius = float(np.sqrt(chi2.ppf(TRUNCATION, arch["latent_dim"])))
     components = len(weights["prior/mixture_mean"][0]) if "prior/mixture_mean" in weights else 0
     sampling = {"truncation": TRUNCATION, "truncation_radius": radius, "prior_components": components}
-    if filter_unclear:
-        sampling.update(prior_label_margin=LABEL_MARGIN, prior_unclear_digits=int(np.sum(~clear)))
+    if clear is not None:
+        sampling.update(prior_label_margin=margin, prior_unclear_digits=int(np.sum(~clear)))
     if sharpness is None:
         sharpness = calibrate_sharpness(Vae.from_weights({**arch, **sampling}, weights), images, labels)
     return {**sampling, "sharpness": sharpness}
@@ -187,18 +193,18 @@ def write_numpy_model(out_dir: Path, weights: dict, config: dict) -> dict:
 
 def save_model(
     model, images: np.ndarray, labels: np.ndarray, out_dir: Path, info: dict, sharpness: float | None = None,
-    filter_unclear: bool = True,
+    margin: float | None = LABEL_MARGIN,
 ) -> dict:
     """Write cvae.npz (weights + fitted priors), config.json and the Keras checkpoint, each atomically.
 
     sharpness None calibrates it (a few seconds); a number reuses an earlier calibration.
-    filter_unclear: as fit_sampling's.
+    margin: as fit_sampling's.
     """
     import keras
 
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = model.named_weights()
-    sampling = fit_sampling(model.arch, weights, images, labels, sharpness, filter_unclear)
+    sampling = fit_sampling(model.arch, weights, images, labels, sharpness, margin)
     # Keras insists on the ".weights.h5" ending, so the temporary name keeps it.
     tmp_h5 = out_dir / f".tmp-{os.getpid()}.weights.h5"
     try:
@@ -212,19 +218,29 @@ def save_model(
     return write_numpy_model(out_dir, weights, config)
 
 
-def refit_prior(model_dir, images: np.ndarray, labels: np.ndarray) -> dict:
+def check_label_margin(value) -> float | None:
+    """None (every digit joins the mixture), or a margin in nats from 0 to MAX_LABEL_MARGIN."""
+    from . import checks
+
+    return None if value is None else checks.number(value, "label_margin", 0.0, MAX_LABEL_MARGIN)
+
+
+def refit_prior(model_dir, images: np.ndarray, labels: np.ndarray, label_margin: float | None = LABEL_MARGIN) -> dict:
     """Refit a trained model's priors (and sharpness) to its training digits, in place; no TensorFlow.
 
     For a model saved before the mixture prior existed: its weights stay as they are.
     images: uint8 or float (N, 28, 28), the digits it was trained on; labels (N,).
+    label_margin: as train_cvae's.
     """
     from .model import find_model_dir, load_weights
 
+    label_margin = check_label_margin(label_margin)
     folder = find_model_dir(model_dir)
     config, weights = load_weights(folder)
     arch = ModelConfig.from_dict(config).arch()
-    sampling = fit_sampling(arch, weights, unit_images(images), np.asarray(labels, dtype=np.int64))
-    return write_numpy_model(folder, weights, {**config, **sampling, "prior_fitted_by": __version__})
+    sampling = fit_sampling(arch, weights, unit_images(images), np.asarray(labels, dtype=np.int64), margin=label_margin)
+    kept = {k: v for k, v in config.items() if k not in ("prior_label_margin", "prior_unclear_digits")}
+    return write_numpy_model(folder, weights, {**kept, **sampling, "prior_fitted_by": __version__})
 
 
 def train_cvae(
@@ -239,8 +255,14 @@ def train_cvae(
     kl_weight: float = 1.0,
     config: dict | None = None,
     log=None,
+    consistency_weight: float = 0.0,
+    label_margin: float | None = LABEL_MARGIN,
 ) -> dict:
     """Train a CVAE on uint8 or float images (N, 28, 28) and int labels (N,); save it in out_dir.
+
+    consistency_weight: lambda of the label-consistency term (module docstring; 0 leaves
+    it out). label_margin: nats by which a training digit's ELBO under its own label must
+    beat every other label's for it to join the mixture prior; None lets every digit join.
 
     Returns the saved config (architecture, training settings, final losses).
     Checkpoints after every epoch, so an interrupted run leaves the last whole epoch.
@@ -252,6 +274,8 @@ def train_cvae(
     noisy_share = checks.number(noisy_share, "noisy_share", 0.0, 1.0)
     learning_rate = checks.number(learning_rate, "learning_rate", 1e-7, 1.0)
     kl_weight = checks.number(kl_weight, "kl_weight", MIN_KL_WEIGHT, MAX_KL_WEIGHT)
+    consistency_weight = checks.number(consistency_weight, "consistency_weight", 0.0, MAX_CONSISTENCY_WEIGHT)
+    label_margin = check_label_margin(label_margin)
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     x_all = unit_images(images)
     y_all = one_hot(np.asarray(labels, dtype=np.int64))
@@ -263,6 +287,15 @@ def train_cvae(
 
     from .keras_model import Cvae
 
+    reader = None
+    if consistency_weight:
+        from .keras_model import digit_reader
+
+        reader = digit_reader(seed)
+        reader.compile(keras.optimizers.Adam(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        reader.fit(x_all[..., None], np.asarray(labels, dtype=np.int64), batch_size=batch_size, epochs=READER_EPOCHS,
+                   verbose=0)
+        reader.trainable = False
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     model = Cvae({**DEFAULT_CONFIG, **(config or {})})
@@ -271,13 +304,18 @@ def train_cvae(
     optimizer = keras.optimizers.Adam(schedule)
 
     @tf.function(reduce_retracing=True)
-    def train_step(x_in, x_target, y, eps):
+    def train_step(x_in, x_target, y, eps, y_other):
         with tf.GradientTape() as tape:
             mean, log_var = model.encode(x_in, y)
-            logits = model.decode_logits(model.reparameterize(mean, log_var, eps), y)
+            z = model.reparameterize(mean, log_var, eps)
+            logits = model.decode_logits(z, y)
             rec = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=x_target, logits=logits), [1, 2, 3])
             kl = -0.5 * tf.reduce_sum(1.0 + log_var - tf.square(mean) - tf.exp(log_var), axis=1)
             loss = tf.reduce_mean(rec + kl_weight * kl)
+            if reader is not None:  # the same hand under another label must read as that label
+                read = reader(model.decode(z, y_other), training=False)
+                loss += consistency_weight * tf.reduce_mean(
+                    tf.nn.softmax_cross_entropy_with_logits(labels=y_other, logits=read))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return tf.reduce_mean(rec), tf.reduce_mean(kl)
@@ -292,6 +330,7 @@ def train_cvae(
         "learning_rate": learning_rate,
         "noisy_share": noisy_share,
         "kl_weight": kl_weight,
+        "consistency_weight": consistency_weight,
         "max_noise_prob": MAX_TRAIN_NOISE,
     }
     saved = {}
@@ -304,10 +343,15 @@ def train_cvae(
         p = np.where(noisy, rng.uniform(0.0, MAX_TRAIN_NOISE, len(order)), 0.0)
         x_in = corrupt(x_target, p, rng)
         eps = rng.standard_normal((len(order), model.latent_dim), dtype=np.float32)
+        # Another label for each digit (drawn only with the term on, so that a model
+        # trained without it is the same as before the term existed).
+        y_other = y_all[order]
+        if reader is not None:
+            y_other = one_hot((np.asarray(labels)[order] + rng.integers(1, NUM_CLASSES, len(order))) % NUM_CLASSES)
         recs, kls = [], []
         for s in range(0, len(order), batch_size):
             b = slice(s, s + batch_size)
-            rec, kl = train_step(x_in[b, ..., None], x_target[b, ..., None], y_all[order[b]], eps[b])
+            rec, kl = train_step(x_in[b, ..., None], x_target[b, ..., None], y_all[order[b]], eps[b], y_other[b])
             recs.append(float(rec))
             kls.append(float(kl))
         info.update(final_reconstruction=float(np.mean(recs)), final_kl=float(np.mean(kls)), epochs_done=epoch)
@@ -317,7 +361,7 @@ def train_cvae(
         # a checkpoint's mixture may use every digit.
         calibrate = epoch == epochs or epoch % CALIBRATE_EVERY == 1
         saved = save_model(model, x_all, np.asarray(labels), checkpoints, info,
-                           None if calibrate else saved["sharpness"], filter_unclear=epoch == epochs)
+                           None if calibrate else saved["sharpness"], margin=label_margin if epoch == epochs else None)
         log(
             f"epoch {epoch}/{epochs}  reconstruction {np.mean(recs):.2f}  KL {np.mean(kls):.2f}  "
             f"({time.perf_counter() - start:.1f} s)"

@@ -167,7 +167,12 @@ def test_documented_ranges_are_the_ones_accepted(tmp_path, capsys, args, ok):
                                       (["--decoder-channels", "256"], True), (["--decoder-channels", "257"], False),
                                       (["--decoder-channels", "0"], False), (["--kl-weight", "0.01"], True),
                                       (["--kl-weight", "10"], True), (["--kl-weight", "0.009"], False),
-                                      (["--kl-weight", "nan"], False), (["--kl-weight", "11"], False)])
+                                      (["--kl-weight", "nan"], False), (["--kl-weight", "11"], False),
+                                      (["--consistency-weight", "0"], True), (["--consistency-weight", "100"], True),
+                                      (["--consistency-weight", "-0.1"], False), (["--consistency-weight", "101"], False),
+                                      (["--consistency-weight", "inf"], False), (["--label-margin", "off"], True),
+                                      (["--label-margin", "0"], True), (["--label-margin", "-1"], False),
+                                      (["--label-margin", "none"], False), (["--label-margin", "1001"], False)])
 def test_train_ranges(capsys, args, ok):
     from digitgenerator.cli import build_train_parser
 
