@@ -259,13 +259,13 @@ def test_training_round_trip(tmp_path, mnist_folder, capsys):
 
     code = train_main(["--epochs", "2", "--batch-size", "10", "--seed", "1", "--out-dir", "model",
                        "--decoder-channels", "8", "--kl-weight", "0.5", "--consistency-weight", "1.5",
-                       "--mnist-folder", str(mnist_folder)])
+                       "--label-margin", "7", "--mnist-folder", str(mnist_folder)])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "epoch 2/2" in err
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["epochs_done"] == 2 and config["trained_on"] == 30 and config["seed"] == 1
-    assert config["decoder_channels"] == 8 and config["kl_weight"] == 0.5 and config["prior_label_margin"] == 5.0 and "prior_unclear_digits" in config
+    assert config["decoder_channels"] == 8 and config["kl_weight"] == 0.5 and config["prior_label_margin"] == 7.0 and "prior_unclear_digits" in config
     assert config["consistency_weight"] == 1.5
     checkpoint = json.loads((tmp_path / "model" / "checkpoint" / "config.json").read_text())
     assert checkpoint["weights_sha256"] == config["weights_sha256"]  # the final checkpoint is the model
