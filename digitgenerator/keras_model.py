@@ -70,9 +70,11 @@ class Cvae(keras.Model):
         return self.decode(mean, y)
 
     def named_weights(self) -> dict[str, np.ndarray]:
-        """Every weight as "layer/kernel" or "layer/bias" -> float32 array (the npz layout)."""
+        """Every weight as "layer/kernel" or "layer/bias" -> float32 array (the npz layout), in
+        weight_shapes' order: the npz members follow it, so the same weights make the same bytes
+        (a set's order changes with each process's string hashing)."""
         out = {}
-        for name in {key.split("/")[0] for key in weight_shapes(self.arch)}:
+        for name in dict.fromkeys(key.split("/")[0] for key in weight_shapes(self.arch)):
             kernel, bias = getattr(self, name).get_weights()
             out[f"{name}/kernel"], out[f"{name}/bias"] = kernel, bias
         return out

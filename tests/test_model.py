@@ -280,6 +280,26 @@ def test_training_round_trip(tmp_path, mnist_folder, capsys):
     assert not list((tmp_path / "model").glob(".*"))  # no temporary files left
 
 
+@needs_tf
+def test_the_same_training_writes_the_same_bytes_in_any_process(tmp_path, mnist_folder):
+    """README's claim that the shipped model is reproduced byte for byte by its command: two runs in
+    processes with different string hashing (which reorders sets) write the same cvae.npz."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    digests = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"model{hash_seed}"
+        subprocess.run([sys.executable, "-c", "import sys; from digitgenerator.cli import train_main; sys.exit(train_main())",
+                        "--epochs", "1", "--batch-size", "10", "--decoder-channels", "4", "--out-dir", str(out),
+                        "--mnist-folder", str(mnist_folder)], check=True, capture_output=True,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        digests.append(hashlib.sha256((out / WEIGHTS_FILE).read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+
+
 def test_refit_prior_from_the_command_line_takes_the_label_margin(tmp_path, mnist_folder, random_model, capsys):
     """digitgenerator-train --refit-prior --label-margin: the margin is recorded and applied ('off': every digit)."""
     from digitgenerator.cli import train_main
