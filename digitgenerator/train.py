@@ -278,7 +278,8 @@ def train_cvae(
     label_margin = check_label_margin(label_margin)
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     x_all = unit_images(images)
-    y_all = one_hot(np.asarray(labels, dtype=np.int64))
+    label_ids = np.asarray(labels, dtype=np.int64)
+    y_all = one_hot(label_ids)
     if len(x_all) < batch_size:
         raise ValueError(f"{len(x_all)} digits is fewer than one batch of {batch_size}")
 
@@ -293,8 +294,7 @@ def train_cvae(
 
         reader = digit_reader(seed)
         reader.compile(keras.optimizers.Adam(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        reader.fit(x_all[..., None], np.asarray(labels, dtype=np.int64), batch_size=batch_size, epochs=READER_EPOCHS,
-                   verbose=0)
+        reader.fit(x_all[..., None], label_ids, batch_size=batch_size, epochs=READER_EPOCHS, verbose=0)
         reader.trainable = False
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
@@ -347,7 +347,7 @@ def train_cvae(
         # trained without it is the same as before the term existed).
         y_other = y_all[order]
         if reader is not None:
-            y_other = one_hot((np.asarray(labels)[order] + rng.integers(1, NUM_CLASSES, len(order))) % NUM_CLASSES)
+            y_other = one_hot((label_ids[order] + rng.integers(1, NUM_CLASSES, len(order))) % NUM_CLASSES)
         recs, kls = [], []
         for s in range(0, len(order), batch_size):
             b = slice(s, s + batch_size)
@@ -360,7 +360,7 @@ def train_cvae(
         # every label costs a minute or more on all of MNIST: only the final model does;
         # a checkpoint's mixture may use every digit.
         calibrate = epoch == epochs or epoch % CALIBRATE_EVERY == 1
-        saved = save_model(model, x_all, np.asarray(labels), checkpoints, info,
+        saved = save_model(model, x_all, label_ids, checkpoints, info,
                            None if calibrate else saved["sharpness"], margin=label_margin if epoch == epochs else None)
         log(
             f"epoch {epoch}/{epochs}  reconstruction {np.mean(recs):.2f}  KL {np.mean(kls):.2f}  "
