@@ -78,12 +78,12 @@ class ModelConfig:
     `extra` keeps everything else training recorded (settings, versions, losses).
     """
 
-    latent_dim: int = 16
-    conv_channels: tuple[int, int] = (32, 32)
-    hidden_units: int = 256
-    decoder_channels: int = 32
-    kernel_size: int = 3
-    upsample_kernel_size: int = 4
+    latent_dim: int = DEFAULT_CONFIG["latent_dim"]
+    conv_channels: tuple[int, int] = tuple(DEFAULT_CONFIG["conv_channels"])
+    hidden_units: int = DEFAULT_CONFIG["hidden_units"]
+    decoder_channels: int = DEFAULT_CONFIG["decoder_channels"]
+    kernel_size: int = DEFAULT_CONFIG["kernel_size"]
+    upsample_kernel_size: int = DEFAULT_CONFIG["upsample_kernel_size"]
     sharpness: float = 1.0
     truncation_radius: float = float("inf")
     prior_components: int = 0

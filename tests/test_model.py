@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from digitgenerator import Digitgenerator, Vae
-from digitgenerator.model import WEIGHTS_FILE, conv2d, conv2d_transpose, shipped_model_dir
+from digitgenerator.model import DEFAULT_CONFIG, WEIGHTS_FILE, ModelConfig, conv2d, conv2d_transpose, shipped_model_dir
 
 from conftest import needs_tf, write_random_model
 
@@ -171,6 +171,16 @@ def test_shipped_model_writes_recognisable_digits():
     assert real >= 0.9 and fake >= real - 0.025, (fake, real)
     config = json.loads((gen.vae.model_dir / "config.json").read_text())
     assert config["latent_dim"] == gen.vae.latent_dim and "keras_version" in config
+
+
+def test_training_defaults_build_the_shipped_architecture():
+    """README's training commands pass no architecture flags, so the defaults (DEFAULT_CONFIG, which
+    digitgenerator-train and a config-less ModelConfig both use) must be the shipped models' own."""
+    folder = shipped_model_dir()
+    for config_file in (folder / "config.json", folder / "denoiser" / "config.json"):
+        config = json.loads(config_file.read_text())
+        assert {k: config[k] for k in DEFAULT_CONFIG} == DEFAULT_CONFIG, config_file
+    assert ModelConfig().arch() == DEFAULT_CONFIG
 
 
 def test_shipped_model_keeps_the_label_out_of_a_shared_hand():
