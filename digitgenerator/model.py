@@ -255,15 +255,22 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def one_hot(labels, num_classes: int = NUM_CLASSES) -> np.ndarray:
-    """Labels (N,) as float32 one-hot rows (N, 10); ValueError for anything not 0-9."""
+def label_array(labels, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Labels as an integer array (N,), checked; ValueError for anything not 0-9."""
     labels = np.asarray(labels)
+    if labels.ndim == 1 and labels.size == 0:
+        labels = labels.astype(np.int64)  # an empty list is float to numpy, but no label is a bad one
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be a 1-D sequence of integers 0-9, got {labels!r}")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         bad = labels[(labels < 0) | (labels >= num_classes)][0]
         raise ValueError(f"label {int(bad)} is not a digit 0-9")
-    return np.eye(num_classes, dtype=np.float32)[labels]
+    return labels
+
+
+def one_hot(labels, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Labels (N,) as float32 one-hot rows (N, 10); ValueError for anything not 0-9."""
+    return np.eye(num_classes, dtype=np.float32)[label_array(labels, num_classes)]
 
 
 def find_model_dir(model_dir: str | os.PathLike | None = None) -> Path:
@@ -447,8 +454,8 @@ class Vae:
             raise ValueError(f"elbo needs pixels in [0, 1] (1 = ink), got {np.nanmin(x)} to {np.nanmax(x)} "
                              "or NaN: divide uint8 digits by 255")
         mean, log_var = self.encode(x, labels)
-        x = x.reshape(len(mean), -1)
-        logits = self.decode_logits(mean, labels).reshape(len(mean), -1).astype(np.float64)
+        x = x.reshape(len(mean), IMAGE_SIZE * IMAGE_SIZE)
+        logits = self.decode_logits(mean, labels).reshape(x.shape).astype(np.float64)
         # log sigmoid(l) x + log sigmoid(-l) (1 - x) = l x - softplus(l), softplus written to never overflow
         log_likelihood = (logits * x - np.maximum(logits, 0) - np.log1p(np.exp(-np.abs(logits)))).sum(axis=1)
         kl = 0.5 * (np.exp(log_var) + mean**2 - 1.0 - log_var).astype(np.float64).sum(axis=1)
@@ -513,8 +520,7 @@ class Vae:
         Without, z = mu_y + T * L_y @ eps, one Gaussian per label fitted to the
         encoder means of the training digits. eps is truncated (see truncated_normal).
         """
-        labels = np.asarray(labels)
-        one_hot(labels)  # validates
+        labels = label_array(labels)
         eps = self.truncated_normal(len(labels), rng)
         if self.prior_components:
             k = rng.integers(0, self.prior_components, len(labels))
@@ -529,13 +535,12 @@ class Vae:
         With `labels`, z is drawn from the Gaussian whose precision is the mean of
         the precisions of those labels' fitted priors, P = mean(P_y), and whose
         mean is precision-weighted, m = P^-1 mean(P_y mu_y): a latent typical for
-        every requested digit at once. Without, from the prior pooled over all labels.
+        every requested digit at once. Without (or with none), from the prior pooled over all labels.
         """
-        if labels is None:
+        distinct = np.unique(label_array(labels)) if labels is not None else ()
+        if len(distinct) == 0:
             mean, chol = self.weights["prior/style_mean"], self.weights["prior/style_chol"]
         else:
-            distinct = np.unique(np.asarray(labels))
-            one_hot(distinct)  # validates
             chols = self.weights["prior/label_chol"][distinct].astype(np.float64)
             precisions = np.linalg.inv(chols @ chols.transpose(0, 2, 1))
             precision = precisions.mean(axis=0)
@@ -578,6 +583,8 @@ def _as_images(images) -> np.ndarray:
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 2:
         x = x[None]
+    elif x.shape == (0,):  # an empty list of digits
+        x = x.reshape(0, IMAGE_SIZE, IMAGE_SIZE)
     if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"images must be 28x28 (one, or a stack (N, 28, 28)), got shape {x.shape}")
     return x

@@ -27,7 +27,7 @@ def reference_conv2d(x, kernel, stride):
     return out
 
 
-@pytest.mark.parametrize("k, stride, size", [(3, 2, 28), (3, 2, 14), (4, 2, 28), (3, 1, 7)])
+@pytest.mark.parametrize("k, stride, size", [(3, 2, 28), (3, 2, 14), (4, 2, 28), (3, 1, 7), (2, 2, 28), (1, 1, 7)])
 def test_conv2d_matches_direct_loops(k, stride, size):
     rng = np.random.default_rng(k + size)
     x = rng.standard_normal((2, size, size, 3))
@@ -59,6 +59,25 @@ def test_sample_from_vae_contract(gen):
     assert gen.sample_from_vae([1, 2, 3], (2, 5), 150).shape == (28, 150)
     np.testing.assert_array_equal(gen.sample_from_vae([4, 5], seed=3), gen.sample_from_vae([4, 5], seed=3))
     assert not np.array_equal(gen.sample_from_vae([4, 5], seed=3), gen.sample_from_vae([4, 5], seed=4))
+
+
+def test_an_empty_batch_gives_empty_results(gen):
+    """A data loader's last batch may be empty: every batch method of Vae takes zero digits (an empty
+    list or array) and returns arrays of the documented shapes with no rows, rather than failing."""
+    vae, rng = gen.vae, np.random.default_rng(0)
+    d = vae.latent_dim
+    for images in ([], np.zeros((0, 28, 28), np.uint8)):
+        mean, log_var = vae.encode(images, [])
+        assert mean.shape == log_var.shape == (0, d)
+        assert vae.elbo(images, []).shape == (0,)
+        assert vae.ff_autoencode(images, []).shape == vae.denoise(images, []).shape == (0, 28, 28)
+    assert vae.decode(np.zeros((0, d)), []).shape == vae.sample([], rng).shape == (0, 28, 28)
+    assert vae.sample_latents([], rng).shape == (0, d)
+    # No labels asked for: the pooled prior, as without labels.
+    np.testing.assert_array_equal(vae.sample_style(np.random.default_rng(1), labels=[]),
+                                  vae.sample_style(np.random.default_rng(1)))
+    with pytest.raises(ValueError, match="digits is empty"):
+        gen.sample_from_vae([])
 
 
 def test_shared_style_uses_one_latent_for_every_digit(gen):
