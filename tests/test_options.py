@@ -148,6 +148,10 @@ def test_shared_style_is_the_precision_weighted_mean_of_the_labels(tmp_path):
     z = vae.sample_style(rng, temperature=0.0, labels=labels)
     np.testing.assert_allclose(z, mean, atol=1e-4)
     assert np.abs(mean - w["prior/label_mean"][labels].mean(0)).max() > 1e-2  # a plain average would differ
+    # Its spread: the covariance P^-1, through its Cholesky factor and the same truncated draw.
+    eps = vae.truncated_normal(1, np.random.default_rng(5))[0]
+    z = vae.sample_style(np.random.default_rng(5), temperature=1.0, labels=labels)
+    np.testing.assert_allclose(z, mean + np.linalg.cholesky(np.linalg.inv(p)) @ eps, atol=1e-4)
 
 
 # ----------------------------------------------------------------------------- datasets
