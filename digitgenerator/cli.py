@@ -93,7 +93,7 @@ REALISTIC_FLAGS = (*HAND_FLAGS, *PAPER_FLAGS, "no_paper")
 
 def _realistic_options(parser) -> None:
     from .handwriting import MAX_GAP, MAX_HEIGHT, MAX_SCALE, MAX_SLANT, MAX_STROKE, Handwriting
-    from .paper import GUIDES, MAX_SHARPEN, Paper
+    from .paper import GUIDES, MAX_BLUR, MAX_NOISE, MAX_SHARPEN, Paper
 
     hand, paper = Handwriting(), Paper()  # the recommended mix: its values are the defaults shown
 
@@ -111,8 +111,8 @@ def _realistic_options(parser) -> None:
     g.add_argument("--stroke", type=_float_in(0, MAX_STROKE, "--stroke"), metavar="PX", help=f"the number's stroke width change up to +/-PX (default: {hand.stroke:g})")
     g.add_argument("--height", type=_int_in(8, MAX_HEIGHT, "--height"), help=f"image height in pixels (default: {hand.height})")
     g.add_argument("--guides", choices=GUIDES, help=f"printed guides: a rule under the number, comb boxes, none, or a mix (default: {paper.guides})")
-    g.add_argument("--noise", type=_float_in(0, 0.5, "--noise"), metavar="SIGMA", help=f"scanner grain up to SIGMA (default: {paper.noise:g})")
-    g.add_argument("--blur", type=_float_in(0, 1, "--blur"), metavar="B", help=f"scanner blur up to B, 0-1 (default: {paper.blur:g})")
+    g.add_argument("--noise", type=_float_in(0, MAX_NOISE, "--noise"), metavar="SIGMA", help=f"scanner grain up to SIGMA (default: {paper.noise:g})")
+    g.add_argument("--blur", type=_float_in(0, MAX_BLUR, "--blur"), metavar="B", help=f"scanner blur up to B, 0-{MAX_BLUR:g} (default: {paper.blur:g})")
     g.add_argument("--sharpen", type=_float_in(0, MAX_SHARPEN, "--sharpen"), metavar="S",
                    help=f"scanner sharpening (unsharp mask) up to S, 0-{MAX_SHARPEN:g}; each scan draws from sharpen S to blur B (default: {paper.sharpen:g})")
     g.add_argument("--no-paper", action="store_true", default=None, help="the handwriting layout alone: no paper tone, texture, guides or scan")

@@ -30,6 +30,8 @@ TEXTURE_CELL = 8  # the texture varies smoothly over about this many pixels
 BANK_SEED = 20_241_124
 COMB_PADDING = (3, 6)  # pixels between a digit's ink and its comb box, uniform
 MAX_SHARPEN = 2.0  # an unsharp mask of amount 2 already rings: strokes get a white halo
+MAX_TEXTURE = MAX_NOISE = 0.5  # half the paper's reflectance: past it a scan is more texture or grain than ink
+MAX_BLUR = 1.0  # all the way to the 3x3 binomial smoothing
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class Paper:
         for name in ("tone", "ink", "guide_ink"):
             object.__setattr__(self, name, checks.float_pair(getattr(self, name), name, low=0.0, high=1.0))
         object.__setattr__(self, "contrast", checks.float_pair(self.contrast, "contrast", low=0.1, high=4.0))
-        for name, high in (("texture", 0.5), ("noise", 0.5), ("blur", 1.0), ("sharpen", MAX_SHARPEN)):
+        for name, high in (("texture", MAX_TEXTURE), ("noise", MAX_NOISE), ("blur", MAX_BLUR), ("sharpen", MAX_SHARPEN)):
             object.__setattr__(self, name, checks.number(getattr(self, name), name, low=0.0, high=high))
         checks.choice(self.guides, "guides", GUIDES)
         if self.ink[1] <= self.tone[0]:

@@ -147,6 +147,8 @@ def test_train_help_shows_the_defaults(capsys):
         (["--random", "10000", "--help"], True), (["--random", "10001"], False),
         (["--digits", "1", "--cvae", "0"], True), (["--digits", "1", "--cvae", "2"], False),
         (["--digits", "1", "--realistic", "--jitter", "0.5"], True), (["--digits", "1", "--realistic", "--jitter", "10.5"], False),
+        (["--digits", "1", "--realistic", "--noise", "0.5"], True), (["--digits", "1", "--realistic", "--noise", "0.51"], False),
+        (["--digits", "1", "--realistic", "--blur", "1"], True), (["--digits", "1", "--realistic", "--blur", "1.01"], False),
     ],
 )
 def test_documented_ranges_are_the_ones_accepted(tmp_path, capsys, args, ok):
