@@ -295,3 +295,28 @@ def test_temporary_names_keep_80_characters_of_the_target():
     tmp = os.path.basename(temp_name(os.path.join("folder", name)))
     assert tmp.startswith("." + "n" * 79 + "x~digitgenerator-")
     assert len(tmp.encode()) <= 255
+
+
+def test_progress_is_a_line_per_tenth_when_stderr_is_not_a_terminal(tmp_path, monkeypatch, capsys):
+    """Without --no-progress a job reports on stderr: one line per 10% reached (stderr is captured, not a
+    terminal), each a 30-character bar filled in proportion, the count done and the rate. On a terminal,
+    one line rewritten in place, ended when the job is."""
+    import re
+
+    bar = r"\[(#*)(\.*)\] (\d+)/{} images, [\d,]+/s"
+    monkeypatch.chdir(tmp_path)
+    assert dataset_main(["--count", "1000", "--out", "d", "--length", "1", "1"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "note: no MNIST files" not in line]
+    parsed = [re.fullmatch(bar.format(1000), line) for line in err]
+    assert all(parsed), err
+    done = [int(m.group(3)) for m in parsed]
+    assert [10 * d // 1000 for d in done] == list(range(11)) and done[-1] == 1000
+    assert all(len(m.group(1)) == 30 * d // 1000 and len(m.group(1) + m.group(2)) == 30 for m, d in zip(parsed, done))
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert dataset_main(["--count", "100", "--out", "e", "--length", "1", "1"]) == 0
+    lines = capsys.readouterr().err.split("\n")
+    drawn = [line for line in lines if line.startswith("\r[")]
+    assert len(drawn) == 1 and all("\r" not in line for line in lines if line not in drawn)
+    frames = [re.fullmatch(bar.format(100), frame) for frame in drawn[0].split("\r")[1:]]
+    assert all(frames) and [int(m.group(3)) for m in frames] == [64, 100] and frames[-1].group(2) == ""
