@@ -308,3 +308,23 @@ def test_dataset_needs_a_count_and_takes_the_smallest_values_of_its_options(tmp_
     assert dataset_main(["--count", "4", "--out", "b", "--seed", "0", "--thickness", "0", "--no-progress"]) == 0
     assert [(tmp_path / "a" / f).read_bytes() for f in ("manifest.jsonl", "0000003.png")] == \
         [(tmp_path / "b" / f).read_bytes() for f in ("manifest.jsonl", "0000003.png")]
+
+
+def test_training_defaults_agree_between_the_command_and_the_library():
+    """digitgenerator-train, Digitgenerator.train_vaemodel and train.train_cvae train the same model when
+    given nothing: their defaults are the same (importing train.py does not import TensorFlow)."""
+    import inspect
+
+    from digitgenerator.cli import build_train_parser
+    from digitgenerator.generator import Digitgenerator
+    from digitgenerator.model import DEFAULT_CONFIG
+    from digitgenerator.train import train_cvae
+
+    def defaults(fn):
+        return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not inspect.Parameter.empty}
+
+    parser, api, core = build_train_parser(), defaults(Digitgenerator.train_vaemodel), defaults(train_cvae)
+    for key in ("epochs", "batch_size", "seed", "learning_rate", "kl_weight", "consistency_weight", "label_margin"):
+        assert parser.get_default(key) == api[key] == core[key], key
+    assert parser.get_default("decoder_channels") == api["decoder_channels"] == DEFAULT_CONFIG["decoder_channels"]
+    assert parser.get_default("out_dir") == api["out_dir"]

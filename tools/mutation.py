@@ -46,7 +46,7 @@ TESTS = {
     "cli": ["test_cli.py", "test_options.py", "test_realistic.py", "test_hardening.py", "test_dataset.py", "test_model.py",
             "test_formats.py"],
     "model": ["test_model.py", "test_hardening.py", "test_options.py", "test_generator.py"],
-    "train": ["test_model.py"],
+    "train": ["test_model.py", "test_cli.py"],
     "handwriting": ["test_realistic.py"],
     "paper": ["test_realistic.py"],
     "realistic": ["test_realistic.py"],
