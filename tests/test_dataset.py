@@ -312,6 +312,9 @@ def test_progress_is_a_line_per_tenth_when_stderr_is_not_a_terminal(tmp_path, mo
     done = [int(m.group(3)) for m in parsed]
     assert [10 * d // 1000 for d in done] == list(range(11)) and done[-1] == 1000
     assert all(len(m.group(1)) == 30 * d // 1000 and len(m.group(1) + m.group(2)) == 30 for m, d in zip(parsed, done))
+    assert dataset_main(["--count", "1", "--out", "one", "--length", "1", "1"]) == 0  # even a job of one image
+    err = [line for line in capsys.readouterr().err.splitlines() if "note: no MNIST files" not in line]
+    assert len(err) == 1 and re.fullmatch(bar.format(1), err[0]) and err[0].startswith("[" + "#" * 30 + "] 1/1")
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert dataset_main(["--count", "100", "--out", "e", "--length", "1", "1"]) == 0
