@@ -30,8 +30,10 @@ TEXTURE_CELL = 8  # the texture varies smoothly over about this many pixels
 BANK_SEED = 20_241_124
 COMB_PADDING = (3, 6)  # pixels between a digit's ink and its comb box, uniform
 MAX_SHARPEN = 2.0  # an unsharp mask of amount 2 already rings: strokes get a white halo
-MAX_TEXTURE = MAX_NOISE = 0.5  # half the paper's reflectance: past it a scan is more texture or grain than ink
-MAX_BLUR = 1.0  # all the way to the 3x3 binomial smoothing
+# Texture and grain are fractions of the paper's brightness; past half of it they rival
+# the ink's own contrast. Blur is the share of the way to the 3x3 binomial smoothing.
+MAX_TEXTURE = MAX_NOISE = 0.5
+MAX_BLUR = 1.0
 
 
 @dataclass(frozen=True)
