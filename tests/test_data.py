@@ -68,8 +68,10 @@ def test_cache_is_rebuilt_when_the_source_changes(mnist_folder, tmp_path):
     assert len(got_labels) == 40
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncate", "bad_label"])
+@pytest.mark.parametrize("damage", ["garbage", "truncate", "bad_label", "another_format"])
 def test_corrupt_cache_is_rebuilt(mnist_folder, tmp_path, damage):
+    """A damaged cache, or one of another format (whose rows may mean something else, though its checksum
+    and count hold), is rebuilt from the IDX files, never read."""
     load_mnist(mnist_folder, tmp_path)
     (cache,) = caches(tmp_path)
     raw = cache.read_bytes()
@@ -77,9 +79,18 @@ def test_corrupt_cache_is_rebuilt(mnist_folder, tmp_path, damage):
         cache.write_bytes(b"not a numpy file at all")
     elif damage == "truncate":
         cache.write_bytes(raw[: len(raw) // 2])
-    else:
+    elif damage == "bad_label":
         table = np.load(cache)
         table[0, 0] = 200
+        np.save(cache, table)
+    else:
+        import zlib
+
+        table = np.load(cache)
+        n = len(table) - 1
+        table[0, 1:] = 255 - table[0, 1:]
+        trailer = b"DGCACHE1" + zlib.crc32(table[:n]).to_bytes(4, "big") + n.to_bytes(8, "big")
+        table[n, : len(trailer)] = np.frombuffer(trailer, np.uint8)
         np.save(cache, table)
     images, labels, _ = load_mnist(mnist_folder, tmp_path)
     expected_images, expected_labels = make_digits()

@@ -64,6 +64,38 @@ def test_a_mirror_that_sent_one_bad_copy_is_still_asked_for_the_next_file(server
     assert all((tmp_path / "d" / n).read_bytes() == (SHARED_MNIST / n).read_bytes() for n in (first, second))
 
 
+@needs_shared_mnist
+def test_a_mirror_that_does_not_answer_is_asked_only_once(server, tmp_path):
+    """A mirror that takes the connection and never answers costs one timeout, not one per file: it is
+    skipped for the files after (offline, each would wait out --timeout again)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    silent = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    try:
+        code = download_main(["--dir", str(tmp_path / "d"), "--mirror", silent, "--mirror", f"{server}/good/",
+                              "--timeout", "0.5", *AVAILABLE])
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+    assert code == 0 and len(AVAILABLE) > 1 and len(held) == 1
+    assert all((tmp_path / "d" / n).read_bytes() == (SHARED_MNIST / n).read_bytes() for n in AVAILABLE)
+
+
 def test_offline_is_one_line_and_no_file(tmp_path, capsys):
     code = download_main(["--dir", str(tmp_path / "home"), "--mirror", closed_port_url(), "--timeout", "0.5"])
     captured = capsys.readouterr()
@@ -72,7 +104,8 @@ def test_offline_is_one_line_and_no_file(tmp_path, capsys):
     assert list((tmp_path / "home").iterdir()) == []
 
 
-@pytest.mark.parametrize("argv,message", [(["nope.gz"], "unknown file nope.gz"), (["--timeout", "0"], "--timeout")])
+@pytest.mark.parametrize("argv,message", [(["nope.gz"], "unknown file nope.gz"), (["--timeout", "0"], "--timeout"),
+                                          (["--timeout", "10000"], "--timeout must be between 0.1 and 9999")])
 def test_bad_arguments_are_one_line(tmp_path, capsys, argv, message):
     assert download_main(["--dir", str(tmp_path / "d"), *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()

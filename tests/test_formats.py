@@ -48,6 +48,18 @@ def test_tar_headers_are_the_ones_tarfile_writes(name, size):
     assert tar_header(name, size) == info.tobuf(tarfile.USTAR_FORMAT)
 
 
+def test_what_a_ustar_header_cannot_hold_is_refused():
+    """A size past the 11 octal digits of the size field, as tarfile refuses it; a name of 100 bytes or
+    more (the field holds 100, and the names written here are always NUL-terminated)."""
+    info = tarfile.TarInfo("a.png")
+    info.size, info.mode, info.mtime = 8**11, 0o644, 0
+    with pytest.raises(ValueError):
+        info.tobuf(tarfile.USTAR_FORMAT)
+    for name, size in (("a.png", 8**11), ("x" * 100, 0)):
+        with pytest.raises(ValueError, match="does not fit a ustar header"):
+            tar_header(name, size)
+
+
 def test_shards_hold_every_image_once_with_its_label_and_boxes(tmp_path, capsys):
     assert run("--count", "45", "--out", "wd", "--format", "webdataset", "--shard-size", "20") == 0
     assert "3 tar shards" in capsys.readouterr().out
