@@ -10,7 +10,7 @@ import numpy as np
 from . import checks
 from .compose import check_digits, check_spacing, check_width, compose, render
 from .data import DEFAULT_MNIST_FOLDER, DEFAULT_PREPROCESSED_FOLDER, IMAGE_SIZE, load_mnist
-from .model import LABEL_MARGIN
+from .model import DEFAULT_CONFIG, LABEL_MARGIN
 from .noise import check_noise_prob, corrupt
 from .png import write_png
 
@@ -256,7 +256,7 @@ class Digitgenerator:
         out_dir: str | os.PathLike = "tf_vae_files",
         learning_rate: float = 1e-3,
         log=None,
-        decoder_channels: int = 32,
+        decoder_channels: int = DEFAULT_CONFIG["decoder_channels"],
         kl_weight: float = 1.0,
         consistency_weight: float = 0.0,
         label_margin: float | None = LABEL_MARGIN,
