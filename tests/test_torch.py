@@ -55,6 +55,20 @@ def test_ranks_split_the_job_without_overlap():
     assert sum(parts, []) == [t for t, _ in read_all(SequenceDataset(SPEC), workers=0)]
 
 
+def test_dark_on_light_images_are_the_exports_pixels_inverted():
+    spec = DatasetSpec(count=5, length=(2, 4), realistic=True, seed=4)
+    assert spec.dark_on_light  # realistic pages are written black on white
+    made = [image for image, _, _, _ in make_items(Digitgenerator(), spec, range(spec.count))]
+    got = [image for image, _ in SequenceDataset(spec)]
+    assert len(got) == len(made)
+    for image, ink in zip(got, made):
+        assert image.shape == (1, *ink.shape) and np.array_equal(image[0].numpy(), 1.0 - ink)
+
+
+def test_one_rank_of_one_reads_everything():
+    assert len(SequenceDataset(SPEC, rank=0, world_size=1)) == SPEC.count
+
+
 def test_collate_pads_with_the_background_and_trains_a_ctc_loss():
     realistic = SequenceDataset(DatasetSpec(count=6, length=(2, 4), realistic=True))
     images, targets, lengths = next(iter(torch.utils.data.DataLoader(realistic, batch_size=6, collate_fn=realistic.collate)))
