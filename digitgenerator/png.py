@@ -35,7 +35,7 @@ def check_png_path(filename: str | os.PathLike) -> Path:
     if len(os.fsencode(path.name)) > 255:  # before any look at the file system, which would fail less clearly
         raise ValueError(f"output file name {path.name[:40]}... is longer than 255 bytes")
     if path.suffix.lower() != ".png":
-        raise ValueError(f"output file {str(path)!r} must end in .png")
+        raise ValueError(f"output file {os.fspath(filename)!r} must end in .png")  # Path("") would print '.'
     folder = path.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")

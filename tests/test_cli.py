@@ -52,6 +52,7 @@ def test_invert_gives_black_ink_on_white(capsys, tmp_path):
         (["--digits", "1", "2", "3", "--width", "10"], "too narrow"),
         (["--digits", "1", "--outfile", "/nonexistent/x.png"], "does not exist"),
         (["--digits", "1", "--outfile", "x.jpg"], "must end in .png"),
+        (["--digits", "1", "--outfile", ""], "output file '' must end in .png"),
         (["--random", "-3"], "--random must be between 1"),
         (["--random", "0"], "--random must be between 1"),
         (["--digits", "1", "--random", "3"], "not allowed with"),

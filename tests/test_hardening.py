@@ -336,6 +336,15 @@ def test_a_users_folder_is_not_adopted(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["0000003.png"]
 
 
+@pytest.mark.parametrize("where", ["afile", "afile/sub"])
+def test_a_file_in_place_of_the_dataset_folder_is_one_clear_line(tmp_path, capsys, where):
+    (tmp_path / "afile").write_bytes(b"mine")
+    assert dataset_main(["--count", "3", "--out", str(tmp_path / where), "--no-progress"]) == 2
+    err = one_line(capsys)
+    assert str(tmp_path / where) in err and "file" in err and "Errno" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and (tmp_path / "afile").read_bytes() == b"mine"
+
+
 # ----------------------------------------------------------------------------- 7. output names
 
 
