@@ -8,7 +8,9 @@ turn that ValueError into one line on stderr and exit 2.
 from __future__ import annotations
 
 import math
+import os
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 
@@ -86,6 +88,23 @@ def choice(value, name: str, options) -> str:
 def seed(value, name: str = "seed") -> int:
     """A seed: a non-negative integer (numpy takes up to 128 bits)."""
     return integer(value, name, low=0, high=2**128 - 1)
+
+
+def output_folder(value, name: str) -> Path:
+    """value as a Path to a folder that exists or can be made: ValueError when it, or one of its parents, is a file.
+
+    Checked before any work, so that a long job does not fail at its first write.
+    """
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise ValueError(f"{name} must be a folder path, got {value!r}")
+    path = Path(value)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is a file, not a folder" if part == path else f"cannot be made: {part} is a file"
+                raise ValueError(f"{name} {path} {what}; give a new or empty folder")
+            break
+    return path
 
 
 def arg(kind: type, name: str, low=None, high=None):

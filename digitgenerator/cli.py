@@ -49,6 +49,19 @@ def _float_in(low: float, high: float | None, what: str):
     return checks.arg(float, what, low, high)
 
 
+def _folder(flag: str):
+    """An argparse type: a folder path that is or can be made (checks.output_folder), as typed."""
+    def parse(text: str) -> str:
+        try:
+            checks.output_folder(text, flag)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    parse.__name__ = flag
+    return parse
+
+
 def _quiet_about_the_sample() -> None:
     """The digits come from the CVAE: where MNIST was found does not concern the user."""
     from .data import EmbeddedSampleWarning
@@ -259,7 +272,7 @@ def build_train_parser(prog: str = "digitgenerator-train") -> argparse.ArgumentP
     p.add_argument("--label-margin", type=_margin, default=LABEL_MARGIN, metavar="NATS",
                    help="training digits the model reads as their label by no more than this many nats (ELBO) stay out "
                         "of the sampling prior; 'off' lets every digit in")
-    p.add_argument("--out-dir", default="tf_vae_files",
+    p.add_argument("--out-dir", type=_folder("--out-dir"), default="tf_vae_files",
                    help="where the finished cvae.npz and config.json go (per-epoch checkpoints in OUT_DIR/checkpoint/)")
     p.add_argument("--refit-prior", action="store_true",
                    help="do not train: refit the sampling prior of the model in OUT_DIR to the loaded digits "
@@ -340,7 +353,7 @@ def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.Argum
 
     p = OneLineParser(prog=prog, description="Write N labelled digit-sequence images and a JSON Lines manifest, for OCR training.")
     p.add_argument("--count", "-n", type=_int_in(0, MAX_COUNT, "--count"), required=True, help="number of images (whole job, all shards)")
-    p.add_argument("--out", required=True, help="output folder (created); re-run the same command to resume")
+    p.add_argument("--out", type=_folder("--out"), required=True, help="output folder (created); re-run the same command to resume")
     p.add_argument("--length", nargs=2, type=_int_in(1, MAX_LENGTH, "length"), default=[1, 8], metavar=("MIN", "MAX"), help="digits per image (default: 1 8)")
     p.add_argument("--spacing", nargs=2, type=_int_in(0, MAX_WIDTH, "spacing"), default=None, metavar=("MIN", "MAX"), help="pixels between digits (default: 4 4)")
     p.add_argument("--width", type=_int_in(0, MAX_WIDTH, "--width"), default=None, help="exact image width (default: natural)")

@@ -108,7 +108,7 @@ def export(
     output = check_output(format, shard_size)
     shard_range(spec.count, shard)  # checks the shard
     workers = checks.integer(workers, "workers", 1, MAX_WORKERS)
-    out = Path(out_dir)
+    out = checks.output_folder(out_dir, "out_dir")
     from .generator import Digitgenerator
 
     # Fail here (bad data, no model) before anything is written.

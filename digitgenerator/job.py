@@ -125,8 +125,6 @@ def open_job(out: Path, job: dict) -> None:
     before formats and digit sources were recorded resume as PNG jobs whose
     source cannot be checked.
     """
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file, not a folder; give a new or empty folder for the dataset")
     job_path = out / JOB_FILE
     if job_path.exists():
         old = read_job(job_path)
@@ -144,10 +142,7 @@ def open_job(out: Path, job: dict) -> None:
                              f"({JOB_FILE} records {old['digits']}); use the same data and model, or another folder")
     elif out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
         raise ValueError(f"{out} holds files but no {JOB_FILE}: it is not a dataset job; use an empty or new folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):  # a file where one of its parent folders should be
-        raise ValueError(f"cannot make the folder {out}: part of its path is a file; give a new or empty folder") from None
+    out.mkdir(parents=True, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise PermissionError(f"cannot write into {out}")
     if not job_path.exists():

@@ -276,6 +276,7 @@ def train_cvae(
     kl_weight = checks.number(kl_weight, "kl_weight", MIN_KL_WEIGHT, MAX_KL_WEIGHT)
     consistency_weight = checks.number(consistency_weight, "consistency_weight", 0.0, MAX_CONSISTENCY_WEIGHT)
     label_margin = check_label_margin(label_margin)
+    out_dir = checks.output_folder(out_dir, "out_dir")
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     x_all = unit_images(images)
     label_ids = np.asarray(labels, dtype=np.int64)
@@ -320,7 +321,6 @@ def train_cvae(
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return tf.reduce_mean(rec), tf.reduce_mean(kl)
 
-    out_dir = Path(out_dir)
     checkpoints = out_dir / CHECKPOINT_DIR
     info = {
         "trained_on": len(x_all),

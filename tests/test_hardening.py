@@ -336,13 +336,36 @@ def test_a_users_folder_is_not_adopted(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["0000003.png"]
 
 
-@pytest.mark.parametrize("where", ["afile", "afile/sub"])
-def test_a_file_in_place_of_the_dataset_folder_is_one_clear_line(tmp_path, capsys, where):
+@pytest.mark.parametrize("where, message", [("afile", "afile is a file, not a folder"),
+                                             ("afile/sub", "afile/sub cannot be made: ")])
+@pytest.mark.parametrize("command", ["dataset", "train"])
+def test_a_file_in_place_of_the_output_folder_is_one_clear_line(tmp_path, capsys, where, message, command):
+    from digitgenerator.cli import train_main
+
     (tmp_path / "afile").write_bytes(b"mine")
-    assert dataset_main(["--count", "3", "--out", str(tmp_path / where), "--no-progress"]) == 2
+    if command == "dataset":  # checked before any digit is made or TensorFlow imported
+        assert dataset_main(["--count", "3", "--out", str(tmp_path / where), "--no-progress"]) == 2
+    else:
+        assert train_main(["--epochs", "1", "--out-dir", str(tmp_path / where)]) == 2
     err = one_line(capsys)
-    assert str(tmp_path / where) in err and "file" in err and "Errno" not in err
+    assert message in err and "Errno" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and (tmp_path / "afile").read_bytes() == b"mine"
+
+
+def test_the_api_refuses_a_file_for_a_folder_before_any_work(tmp_path):
+    from digitgenerator.dataset import DatasetSpec
+    from digitgenerator.export import export
+    from digitgenerator.train import train_cvae
+
+    (tmp_path / "afile").write_bytes(b"mine")
+    with pytest.raises(ValueError, match="out_dir .*afile/q cannot be made: .*afile is a file"):
+        export(DatasetSpec(count=2), tmp_path / "afile" / "q")
+    with pytest.raises(ValueError, match="out_dir .*afile is a file, not a folder"):  # before TensorFlow is imported
+        train_cvae(np.zeros((4, 28, 28), np.uint8), np.arange(4), tmp_path / "afile", epochs=1, batch_size=2)
+    for bad in ("", 3):
+        with pytest.raises(ValueError, match="out_dir must be a folder path"):
+            export(DatasetSpec(count=2), bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
 # ----------------------------------------------------------------------------- 7. output names
