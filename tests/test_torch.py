@@ -92,10 +92,25 @@ def test_ctc_collate_by_hand():
         ctc_collate([])
 
 
-@pytest.mark.parametrize("kwargs", [{"rank": 3, "world_size": 3}, {"rank": 0}, {"rank": -1, "world_size": 2}])
-def test_bad_ranks_are_refused(kwargs):
-    with pytest.raises(ValueError, match="rank"):
+@pytest.mark.parametrize("kwargs, message", [({"rank": 3, "world_size": 3}, "need 0 <= rank < world_size"),
+                                             ({"rank": 0}, "give both rank and world_size"),
+                                             ({"world_size": 2}, "give both rank and world_size"),
+                                             ({"rank": -1, "world_size": 2}, "need 0 <= rank < world_size")])
+def test_bad_ranks_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
         SequenceDataset(SPEC, **kwargs)
+
+
+def test_the_digits_and_cache_come_from_the_folders_given(mnist_folder, tmp_path):
+    cache = tmp_path / "cache"
+    spec = DatasetSpec(count=4, length=(2, 3), seed=5)
+    got = [(image[0].numpy(), "".join(map(str, target.tolist())))
+           for image, target in SequenceDataset(spec, mnist_folder=mnist_folder, preprocessed_folder=cache)]
+    assert [p.suffix for p in cache.iterdir()] == [".npy"]  # the cache went where it was asked to
+    tiny = Digitgenerator(mnist_folder, cache)
+    assert len(tiny.labels) == 30  # the 30 blobs of the folder, not the embedded sample
+    want = [(image, text) for image, text, _, _ in make_items(tiny, spec, range(spec.count))]
+    assert len(got) == len(want) and all(np.array_equal(a, b) and s == t for (a, s), (b, t) in zip(got, want))
 
 
 def test_importing_digitgenerator_does_not_import_torch_or_dask():
