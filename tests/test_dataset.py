@@ -227,6 +227,42 @@ def test_the_default_job_is_what_compose_makes_of_each_images_draws(spacing, len
         assert inked == [list(b) for b in ink_boxes(glyphs, layout)]
 
 
+def test_a_digit_without_ink_has_an_empty_ink_box_at_its_place(tmp_path):
+    from digitgenerator.compose import compose, ink_boxes
+    from digitgenerator.dataset import item_rng
+    from digitgenerator.idx import write_idx
+
+    from conftest import make_digits
+
+    images, labels = make_digits()
+    images[labels == 0] = 0  # every 0 is a blank page
+    write_idx(tmp_path / "train-images-idx3-ubyte", images)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
+    gen = Digitgenerator(tmp_path, tmp_path / "cache")
+    spec = DatasetSpec(count=40, length=(3, 3), seed=3)
+    blanks = 0
+    for index, (_, text, boxes, inked) in enumerate(make_items(gen, spec, range(spec.count))):
+        rng = item_rng(3, index)
+        digits = rng.integers(0, 10, int(rng.integers(3, 3, endpoint=True)))
+        glyphs = list(gen.real_digits(digits, rng))
+        assert inked == [list(b) for b in ink_boxes(glyphs, compose(glyphs, (4, 4), None, rng)[1])]
+        for digit, (x, _), box in zip(text, boxes, inked):
+            if digit == "0":
+                blanks += 1
+                assert box == [x, 0, 0, 0]
+            else:
+                assert box[2] > 0 and box[3] > 0
+    assert blanks > 0
+
+
+def test_the_narrowest_width_that_holds_the_digits_is_allowed():
+    need = 3 * 28 + 2 * 4  # three boxes and two gaps of at least 4
+    image = make_items(Digitgenerator(), DatasetSpec(count=1, length=(3, 3), width=need), range(1))[0][0]
+    assert image.shape == (28, need)
+    with pytest.raises(ValueError, match=f"width {need - 1} cannot hold 3 digits"):
+        DatasetSpec(count=1, length=(3, 3), width=need - 1)
+
+
 def test_stored_gray_is_exactly_the_float_image_rounded():
     from digitgenerator.png import to_uint8
 
