@@ -398,6 +398,18 @@ def test_a_short_write_is_continued_and_a_failed_one_leaves_nothing(tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
 
 
+def test_written_files_have_the_modes_of_any_new_file(tmp_path):
+    """rw for whom the umask allows, never executable: what open(path, "wb") would have made."""
+    old = os.umask(0o022)
+    try:
+        assert main(["--digits", "1", "--outfile", str(tmp_path / "x.png")]) == 0
+        assert dataset_main(["--count", "1", "--out", str(tmp_path / "d"), "--no-progress"]) == 0
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "x.png", tmp_path / "d" / "manifest.jsonl", *(tmp_path / "d").glob("*.png")):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
 def test_an_outfile_that_is_a_folder_fails_before_any_work(tmp_path, capsys):
     (tmp_path / "out.png").mkdir()
     assert main(["--random", "5", "--cvae", "1", "--outfile", str(tmp_path / "out.png")]) == 2
