@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
 import sys
 import uuid
 
