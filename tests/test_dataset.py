@@ -88,6 +88,15 @@ def test_other_options_reach_the_images(tmp_path):
         assert image.shape == (28, 300) and image[0, 0] == 1.0  # white paper
 
 
+def test_width_0_is_the_natural_width(tmp_path):
+    assert dataset_main(["--count", "6", "--out", "a", "--no-progress"]) == 0
+    assert dataset_main(["--count", "6", "--out", "b", "--width", "0", "--no-progress"]) == 0
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "b").iterdir()) and len(files) > 6
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -157,6 +157,24 @@ def test_bad_format_options_give_one_line(tmp_path, capsys, bad, message):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("shard", [[], ["--shard", "0/1"]])
+def test_dask_takes_the_whole_job(tmp_path, monkeypatch, shard):
+    """--dask with no --shard, or the whole job's 0/1, reaches export (a stand-in here: no cluster is started)."""
+    from digitgenerator import dataset
+
+    calls = []
+
+    def fake_export(spec, out, shard, *args, dask=None, **kwargs):
+        calls.append((spec.count, shard, dask))
+        manifest = tmp_path / "manifest.jsonl"
+        manifest.write_text("{}\n" * spec.count)
+        return manifest
+
+    monkeypatch.setattr(dataset, "export", fake_export)
+    assert dataset_main(["--count", "3", "--out", "x", "--dask", "local", *shard]) == 0
+    assert calls == [(3, (0, 1), "local")]
+
+
 def test_a_job_refuses_other_mnist_data_and_resumes_with_the_same(tmp_path, mnist_folder, capsys):
     assert run("--count", "10", "--out", "ds", "--mnist-folder", str(mnist_folder)) == 0
     job = json.loads((tmp_path / "ds" / "dataset.json").read_text())

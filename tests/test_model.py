@@ -94,6 +94,10 @@ def test_style_of_a_real_digit(gen):
     np.testing.assert_allclose(image[:, :28], gen.vae.decode(z[None], [0])[0], atol=1e-6)
 
 
+def test_the_highest_temperature_is_allowed(gen):
+    assert gen.sample_from_vae([3, 4], temperature=10, seed=0).shape == (28, 28 * 2 + 4)
+
+
 def test_temperature_zero_is_the_label_mean(gen):
     a = gen.sample_from_vae([7], temperature=0, seed=1)
     b = gen.sample_from_vae([7], temperature=0, seed=2)
@@ -121,6 +125,7 @@ def test_ff_autoencode_takes_a_list(gen):
         (lambda g: g.sample_from_vae([1], style="bold"), "style must be"),
         (lambda g: g.sample_from_vae([1], style=np.zeros(3)), "style must be"),
         (lambda g: g.sample_from_vae([1], temperature=-1), "temperature"),
+        (lambda g: g.sample_from_vae([1], temperature=10.5), "temperature .* must be between 0 and 10, got 10.5"),
         (lambda g: g.vae.encode(np.zeros((2, 28, 28)), [1]), "2 images but 1 labels"),
         (lambda g: g.vae.encode(np.zeros((2, 20, 20)), [1, 2]), "28x28"),
         (lambda g: g.vae.decode(np.zeros((1, 16)), [11]), "label 11"),
