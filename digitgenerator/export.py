@@ -240,7 +240,7 @@ def _windowed(pool, units: Iterator[Unit], window: int) -> Iterator:
 class Progress:
     """A one-line progress bar on stderr (a line per 10% when stderr is not a terminal)."""
 
-    def __init__(self, total: int, done: int = 0, enabled: bool = True):
+    def __init__(self, total: int, done: int, enabled: bool):
         self.total, self.done, self.enabled = total, done, enabled and total > 0
         self.start, self.first = time.perf_counter(), done
         self.tty = sys.stderr.isatty()

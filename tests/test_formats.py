@@ -122,6 +122,24 @@ def test_a_killed_run_resumes_shard_by_shard_to_the_same_bytes(tmp_path):
     assert listing("cut") == listing("whole")  # and no temporary file left behind
 
 
+@pytest.mark.parametrize("format", ["png", "webdataset"])
+def test_a_resumed_job_counts_on_from_what_is_written(tmp_path, capsys, format):
+    """The progress of a resumed job starts at the images already there and ends at the job's count."""
+    import re
+
+    args = ["--count", "40", "--length", "1", "2", "--format", format, *(["--shard-size", "10"] if format == "webdataset" else [])]
+    assert dataset_main([*args, "--out", "d", "--no-progress"]) == 0
+    if format == "webdataset":
+        (tmp_path / "d" / "shard-000002.tar").unlink()  # one shard of ten to make again
+    else:
+        manifest = tmp_path / "d" / "manifest.jsonl"
+        manifest.write_text("".join(manifest.read_text().splitlines(keepends=True)[:30]))  # ten rows to make again
+    capsys.readouterr()
+    assert dataset_main([*args, "--out", "d"]) == 0
+    counts = [int(m.group(1)) for m in re.finditer(r"\] (\d+)/40 images", capsys.readouterr().err)]
+    assert counts and counts[0] > 30 and counts[-1] == 40
+
+
 def test_shard_option_splits_the_tar_shards_between_machines(tmp_path):
     for i in range(3):
         assert run("--count", "70", "--out", "parts", "--format", "webdataset", "--shard-size", "10", "--shard", f"{i}/3") == 0
