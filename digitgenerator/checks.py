@@ -90,21 +90,28 @@ def seed(value, name: str = "seed") -> int:
     return integer(value, name, low=0, high=2**128 - 1)
 
 
+def path(value, name: str) -> Path:
+    """value as a Path, if it is a str or os.PathLike."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"{name} must be a folder path (a str or pathlib.Path), got {value!r:.60}")
+    return Path(value)
+
+
 def output_folder(value, name: str) -> Path:
     """value as a Path to a folder that exists or can be made: ValueError when it, or one of its parents, is a file.
 
     Checked before any work, so that a long job does not fail at its first write.
     """
-    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+    folder = path(value, name)
+    if not os.fspath(value):  # Path("") would be the working directory
         raise ValueError(f"{name} must be a folder path, got {value!r}")
-    path = Path(value)
-    for part in (path, *path.parents):
+    for part in (folder, *folder.parents):
         if part.exists():
             if not part.is_dir():
-                what = "is a file, not a folder" if part == path else f"cannot be made: {part} is a file"
-                raise ValueError(f"{name} {path} {what}; give a new or empty folder")
+                what = "is a file, not a folder" if part == folder else f"cannot be made: {part} is a file"
+                raise ValueError(f"{name} {folder} {what}; give a new or empty folder")
             break
-    return path
+    return folder
 
 
 def arg(kind: type, name: str, low=None, high=None):

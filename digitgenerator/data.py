@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import checks
 from .atomic import atomic_path
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_images_and_labels
 
@@ -91,16 +92,17 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 def resolve_mnist_folder(mnist_folder: str | os.PathLike = DEFAULT_MNIST_FOLDER) -> Path:
     """The folder to read: the argument, or $DIGITGENERATOR_MNIST_DATA in place of the default."""
+    folder = checks.path(mnist_folder, "mnist_folder")
     if str(mnist_folder) == DEFAULT_MNIST_FOLDER and os.environ.get(MNIST_FOLDER_ENV):
         return Path(os.environ[MNIST_FOLDER_ENV])
-    return Path(mnist_folder)
+    return folder
 
 
 def resolve_cache_folder(preprocessed_folder: str | os.PathLike = DEFAULT_PREPROCESSED_FOLDER) -> Path:
     """The cache folder: the argument when given, else `cache_home()`."""
-    if isinstance(preprocessed_folder, _DefaultFolder):
+    if preprocessed_folder is None or isinstance(preprocessed_folder, _DefaultFolder):  # None: the default too
         return cache_home()
-    return Path(preprocessed_folder)
+    return checks.path(preprocessed_folder, "preprocessed_folder")
 
 
 def data_home(folder: str | os.PathLike | None = None) -> Path:
@@ -242,6 +244,8 @@ def load_mnist(
 
     The images are a read-only memory-mapped view when the cache could be used.
     """
+    if preprocessed_folder is not None:  # checked even when the embedded sample needs no cache
+        checks.path(preprocessed_folder, "preprocessed_folder")
     source = locate_mnist(mnist_folder)
     if source.is_sample:
         # 5,000 digits inflate in about 40 ms: no cache file, so a command leaves only what it was asked for.

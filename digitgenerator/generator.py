@@ -16,6 +16,7 @@ from .png import write_png
 
 SeedLike = int | np.random.Generator | None
 MAX_LATENT = 100.0  # style values beyond this decode to overflowed logits; fitted latents lie within about +/-5
+MAX_FIGURE_INCHES = 100.0  # print_latest's window: matplotlib draws at 100 dpi, so 10,000 pixels a side at most
 
 
 def make_rng(seed: SeedLike) -> np.random.Generator:
@@ -296,10 +297,10 @@ class Digitgenerator:
         return write_png(filename, self.latest, invert != self._latest_on_paper)
 
     def print_latest(self, size=(15, 5)) -> None:
-        """Show the latest sequence in a matplotlib window of `size` inches."""
+        """Show the latest sequence in a matplotlib window of `size` (width, height) inches (each 0.5-MAX_FIGURE_INCHES)."""
         if self.latest is None:
             raise ValueError("no image yet: call draw_from_mnist, sample_from_vae or denoise first")
-        self._show([self.latest], [None], size)
+        self._show([self.latest], [None], figure_size(size))
 
     @staticmethod
     def _show(images, titles, size=(15, 5)) -> None:
@@ -329,6 +330,13 @@ class InkLayout:
     def boxes(self) -> list[tuple[int, int]]:
         """(x, width) of each digit's ink, as Layout.boxes gives for the box layout."""
         return [(x, w) for x, _, w, _ in self.ink_boxes]
+
+
+def figure_size(size) -> tuple[float, float]:
+    """(width, height) in inches, each within 0.5..MAX_FIGURE_INCHES."""
+    if isinstance(size, (str, bytes)) or np.ndim(size) != 1 or len(size) != 2:
+        raise ValueError(f"size must be (width, height) in inches, got {size!r:.60}")
+    return tuple(checks.number(v, f"size {what} (inches)", 0.5, MAX_FIGURE_INCHES) for v, what in zip(size, ("width", "height")))
 
 
 def _check_temperature(temperature) -> float:

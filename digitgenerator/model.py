@@ -450,9 +450,6 @@ class Vae:
         appendix B). Comparing a digit's ELBO under each label makes the model a classifier.
         """
         x = _as_images(images)
-        if not (np.all(x >= 0) and np.all(x <= 1)):  # also catches NaN
-            raise ValueError(f"elbo needs pixels in [0, 1] (1 = ink), got {np.nanmin(x)} to {np.nanmax(x)} "
-                             "or NaN: divide uint8 digits by 255")
         mean, log_var = self.encode(x, labels)
         x = x.reshape(len(mean), IMAGE_SIZE * IMAGE_SIZE)
         logits = self.decode_logits(mean, labels).reshape(x.shape).astype(np.float64)
@@ -468,7 +465,12 @@ class Vae:
 
     def decode_logits(self, z, labels, sharpness: float | None = None) -> np.ndarray:
         """Bernoulli logits of p(x | z, y): (N, 28, 28); sigmoid(sharpness * logits) if sharpness is given."""
-        z = np.asarray(z, dtype=np.float32).reshape(-1, self.latent_dim)
+        z = np.asarray(z, dtype=np.float32)
+        if z.size and z.shape[-1:] != (self.latent_dim,):
+            raise ValueError(f"z must hold {self.latent_dim} values per digit, shape (N, {self.latent_dim}); got shape {z.shape}")
+        z = z.reshape(-1, self.latent_dim)
+        if not np.isfinite(z).all():
+            raise ValueError("z holds NaN or infinite values; latents must be finite numbers")
         y = one_hot(labels)
         if len(y) != len(z):
             raise ValueError(f"{len(z)} latents but {len(y)} labels")
@@ -587,4 +589,7 @@ def _as_images(images) -> np.ndarray:
         x = x.reshape(0, IMAGE_SIZE, IMAGE_SIZE)
     if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"images must be 28x28 (one, or a stack (N, 28, 28)), got shape {x.shape}")
+    if not (np.all(x >= 0) and np.all(x <= 1)):  # also catches NaN
+        got = "NaN or infinite values" if not np.isfinite(x).all() else f"{x.min():g} to {x.max():g}"
+        raise ValueError(f"images need pixels in [0, 1] (1 = ink), got {got}: divide uint8 digits by 255")
     return x

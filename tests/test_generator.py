@@ -95,6 +95,39 @@ def test_print_latest_does_not_block(gen, monkeypatch):
     gen.print_latest(size=(4, 2))
 
 
+@pytest.mark.parametrize("size, message", [((1e9, 5), "size width .* between 0.5 and 100, got 1e"),
+                                           ((15, 0), "size height .* between 0.5 and 100, got 0"),
+                                           ((15, float("nan")), "size height"),
+                                           ("big", r"size must be \(width, height\)"),
+                                           ((1, 2, 3), r"size must be \(width, height\)")])
+def test_print_latest_refuses_a_window_of_no_or_absurd_size(gen, size, message):
+    gen.draw_from_mnist([4, 2])
+    with pytest.raises(ValueError, match=message):  # before matplotlib is asked for a window
+        gen.print_latest(size=size)
+
+
+def test_the_largest_window_is_allowed(gen, monkeypatch):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    plt.switch_backend("Agg")
+    gen.draw_from_mnist([4, 2])
+    gen.print_latest(size=(100, 0.5))
+    assert tuple(plt.gcf().get_size_inches()) == (100, 0.5)
+    plt.close("all")
+
+
+@pytest.mark.parametrize("kwargs, message", [({"mnist_folder": 123}, "mnist_folder must be a folder path"),
+                                             ({"preprocessed_folder": 7}, "preprocessed_folder must be a folder path")])
+def test_folders_that_are_not_paths_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Digitgenerator(**kwargs)
+
+
+def test_no_cache_folder_is_the_default_one(mnist_folder, tmp_path):
+    Digitgenerator(mnist_folder, None)
+    assert list((tmp_path / "user-cache").rglob("*.npy")) and not list(tmp_path.glob("*.npy"))
+
+
 def test_missing_label_in_data_is_a_clear_error(tmp_path):
     from digitgenerator.idx import write_idx
 

@@ -129,6 +129,11 @@ def test_ff_autoencode_takes_a_list(gen):
         (lambda g: g.vae.encode(np.zeros((2, 28, 28)), [1]), "2 images but 1 labels"),
         (lambda g: g.vae.encode(np.zeros((2, 20, 20)), [1, 2]), "28x28"),
         (lambda g: g.vae.decode(np.zeros((1, 16)), [11]), "label 11"),
+        (lambda g: g.vae.decode(np.full((1, 16), np.nan), [1]), "z holds NaN or infinite values"),
+        (lambda g: g.vae.decode(np.zeros((2, 15)), [1, 2]), r"z must hold 16 values per digit, shape \(N, 16\); got shape \(2, 15\)"),
+        (lambda g: g.vae.encode(np.full((1, 28, 28), 255.0), [1]), r"pixels in \[0, 1\] \(1 = ink\), got 255 to 255: divide uint8"),
+        (lambda g: g.vae.encode(np.full((1, 28, 28), np.nan), [1]), "got NaN or infinite values"),
+        (lambda g: g.vae.ff_autoencode(-np.ones((28, 28)), [1]), "got -1 to -1"),
     ],
 )
 def test_bad_inputs(gen, call, message):
@@ -645,3 +650,8 @@ def test_fit_prior_takes_components_only_from_eligible_digits():
         assert all(labels[r] == k and eligible[r] for r in rows) and len(set(rows)) == 15
     no_nines = eligible & (labels != 9)  # a label none of whose digits may serve: the mask is ignored
     assert fit_prior(means, labels, log_vars, eligible=no_nines)["prior/mixture_mean"].shape == (10, 30, 16)
+
+
+def test_one_latent_decodes_as_one_digit(gen):
+    z = np.zeros(gen.vae.latent_dim, np.float32)
+    assert np.array_equal(gen.vae.decode(z, [3]), gen.vae.decode(z[None], [3])) and gen.vae.decode(z, [3]).shape == (1, 28, 28)
