@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import checks
-from .atomic import remove_stale_temporaries
+from .atomic import atomic_write_bytes, remove_stale_temporaries
 from .data import DEFAULT_MNIST_FOLDER, DEFAULT_PREPROCESSED_FOLDER, EmbeddedSampleWarning
 from .formats import DEFAULT_SHARD_SIZE, check_output, shard_count, tar_indices, tar_name, write_pngs, write_tar
 from .png import keep_freed_memory
@@ -134,6 +134,8 @@ def export(
             _run_here(workers, task, plan, bar)
         bar.close()
     remove_stale_temporaries(out)  # a lost worker's partial shard
+    if format == "png" and not plan.result.exists():  # a job (or shard) of no images: its manifest is empty
+        atomic_write_bytes(plan.result, b"")
     return plan.result
 
 

@@ -88,6 +88,14 @@ def test_other_options_reach_the_images(tmp_path):
         assert image.shape == (28, 300) and image[0, 0] == 1.0  # white paper
 
 
+def test_a_job_of_no_images_has_an_empty_manifest(tmp_path, capsys):
+    for _ in range(2):  # and running it again finds it done
+        assert dataset_main(["--count", "0", "--out", "none", "--no-progress"]) == 0
+        assert "none/manifest.jsonl: 0 images" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "none").iterdir()) == ["dataset.json", "manifest.jsonl"]
+    assert (tmp_path / "none" / "manifest.jsonl").read_bytes() == b"" and read_manifest(tmp_path / "none" / "manifest.jsonl") == []
+
+
 def test_width_0_is_the_natural_width(tmp_path):
     assert dataset_main(["--count", "6", "--out", "a", "--no-progress"]) == 0
     assert dataset_main(["--count", "6", "--out", "b", "--width", "0", "--no-progress"]) == 0
