@@ -102,7 +102,7 @@ def resolve_cache_folder(preprocessed_folder: str | os.PathLike = DEFAULT_PREPRO
     """The cache folder: the argument when given, else `cache_home()`."""
     if preprocessed_folder is None or isinstance(preprocessed_folder, _DefaultFolder):  # None: the default too
         return cache_home()
-    return checks.path(preprocessed_folder, "preprocessed_folder")
+    return Path(preprocessed_folder)
 
 
 def data_home(folder: str | os.PathLike | None = None) -> Path:
@@ -244,7 +244,7 @@ def load_mnist(
 
     The images are a read-only memory-mapped view when the cache could be used.
     """
-    if preprocessed_folder is not None:  # checked even when the embedded sample needs no cache
+    if preprocessed_folder is not None:  # here, so that the embedded sample, which needs no cache, checks it too
         checks.path(preprocessed_folder, "preprocessed_folder")
     source = locate_mnist(mnist_folder)
     if source.is_sample:
