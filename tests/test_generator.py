@@ -190,6 +190,7 @@ def test_figures_are_15_by_5_inches_unless_asked(gen, monkeypatch, random_model)
         plt.close("all")
         show()
         assert tuple(plt.gcf().get_size_inches()) == (15, 5)
+        assert len(plt.gcf().axes) == (1 if show == gen.print_latest else 3)  # one image, or noisy, denoised, clean
     plt.close("all")
     gen.print_latest(size=(4, 2))
     assert tuple(plt.gcf().get_size_inches()) == (4, 2)

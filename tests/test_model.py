@@ -212,6 +212,23 @@ def test_training_defaults_build_the_shipped_architecture():
     assert ModelConfig().arch() == DEFAULT_CONFIG
 
 
+def test_a_models_config_reports_its_truncation(random_model):
+    shipped = json.loads((shipped_model_dir() / "config.json").read_text())["truncation_radius"]
+    assert shipped > 0 and Vae().config["truncation_radius"] == shipped
+    config = json.loads((random_model / "config.json").read_text())
+    config.pop("truncation_radius", None)  # a model saved before truncation: none
+    (random_model / "config.json").write_text(json.dumps(config))
+    assert Vae(random_model).config["truncation_radius"] is None and Vae(random_model).truncation_radius == np.inf
+
+
+@pytest.mark.parametrize("field, value", [("kernel_size", 8), ("kernel_size", 0), ("upsample_kernel_size", 9),
+                                          ("upsample_kernel_size", 1)])
+def test_kernel_sizes_outside_their_range_are_refused(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be between"):
+        ModelConfig(**{field: value})
+    ModelConfig(**{field: {"kernel_size": 7, "upsample_kernel_size": 8}[field]})  # the largest is fine
+
+
 def test_shipped_model_keeps_the_label_out_of_a_shared_hand():
     """A number written in one latent (style="shared", or style_of a real digit) shows the digits asked
     for, as legibly as digits drawn one by one: the label comes from the decoder's label input, not
