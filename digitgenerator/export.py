@@ -134,8 +134,6 @@ def export(
             _run_here(workers, task, plan, bar)
         bar.close()
     remove_stale_temporaries(out)  # a lost worker's partial shard
-    if format == "png" and not plan.result.exists():  # a job (or shard) of no images: its manifest is empty
-        atomic_write_bytes(plan.result, b"")
     return plan.result
 
 
@@ -144,6 +142,8 @@ class _PngPlan:
 
     def __init__(self, task: Task, manifest: Path, indices: range):
         self.result = manifest
+        if not manifest.exists():  # the manifest exists from the job's start, empty for a job of no images
+            atomic_write_bytes(manifest, b"")
         done = {row["file"] for row in read_manifest(manifest)}
         self.total = len(indices)
         self.already = sum(1 for i in indices if f"{i:07d}.png" in done) if done else 0
