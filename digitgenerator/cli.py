@@ -14,7 +14,7 @@ import warnings
 from . import __version__, checks
 from .compose import MAX_WIDTH
 from .model import (DEFAULT_CONFIG, LABEL_MARGIN, MAX_CONSISTENCY_WEIGHT, MAX_DECODER_CHANNELS, MAX_KL_WEIGHT,
-                    MAX_LABEL_MARGIN, MIN_KL_WEIGHT)
+                    MAX_LABEL_MARGIN, MAX_LATENT_DIM, MIN_KL_WEIGHT, NOISY_SHARE)
 
 USAGE_ERROR = 2
 RUNTIME_ERROR = 1
@@ -262,6 +262,11 @@ def build_train_parser(prog: str = "digitgenerator-train") -> argparse.ArgumentP
     p.add_argument("--decoder-channels", type=_int_in(1, MAX_DECODER_CHANNELS, "--decoder-channels"),
                    default=DEFAULT_CONFIG["decoder_channels"],
                    help="channels of the decoder's 7x7 and 14x14 feature maps")
+    p.add_argument("--latent-dim", type=_int_in(1, MAX_LATENT_DIM, "--latent-dim"), default=DEFAULT_CONFIG["latent_dim"],
+                   help="values per latent (more: reconstructions hold more detail)")
+    p.add_argument("--noisy-share", type=_float_in(0.0, 1.0, "--noisy-share"), default=NOISY_SHARE, metavar="SHARE",
+                   help="share of the digits whose encoder input is corrupted, so that the model also denoises "
+                        "(0: a generator only, which denoises worse)")
     p.add_argument("--kl-weight", type=_float_in(MIN_KL_WEIGHT, MAX_KL_WEIGHT, "--kl-weight"), default=1.0, metavar="BETA",
                    help="weight of the KL term in the loss (beta-VAE; 1 is the ELBO; the shipped model has 0.2: sharper digits "
                         "whose latents also carry the label, README's Quality)")
@@ -308,7 +313,8 @@ def _train(args) -> int:
     config = gen.train_vaemodel(args.epochs, args.batch_size, seed=args.seed, out_dir=args.out_dir,
                                 learning_rate=args.learning_rate, decoder_channels=args.decoder_channels,
                                 kl_weight=args.kl_weight, consistency_weight=args.consistency_weight,
-                                label_margin=args.label_margin)
+                                label_margin=args.label_margin, latent_dim=args.latent_dim,
+                                noisy_share=args.noisy_share)
     print(f"saved {args.out_dir}/cvae.npz (reconstruction {config['final_reconstruction']:.2f}, KL {config['final_kl']:.2f})")
     return 0
 

@@ -10,7 +10,7 @@ import numpy as np
 from . import checks
 from .compose import check_digits, check_spacing, check_width, compose, render
 from .data import DEFAULT_MNIST_FOLDER, DEFAULT_PREPROCESSED_FOLDER, IMAGE_SIZE, load_mnist
-from .model import DEFAULT_CONFIG, LABEL_MARGIN
+from .model import DEFAULT_CONFIG, LABEL_MARGIN, NOISY_SHARE
 from .noise import check_noise_prob, corrupt
 from .png import write_png
 
@@ -261,6 +261,8 @@ class Digitgenerator:
         kl_weight: float = 1.0,
         consistency_weight: float = 0.0,
         label_margin: float | None = LABEL_MARGIN,
+        latent_dim: int = DEFAULT_CONFIG["latent_dim"],
+        noisy_share: float = NOISY_SHARE,
     ) -> dict:
         """Train a CVAE on the loaded digits, save it in out_dir and use it from now on (needs TensorFlow).
 
@@ -270,6 +272,9 @@ class Digitgenerator:
         model: kl_weight 0.2, consistency_weight 10 (train.py's docstring says why).
         label_margin: nats (0-1000) by which a training digit must read as its own label to join
         the sampling prior; None lets every digit join.
+        latent_dim: values per latent (1-256; the shipped model has 16).
+        noisy_share: share (0-1) of the digits whose encoder input is corrupted, so that the
+        model also denoises; 0 trains a generator only (it then denoises worse).
         Returns the saved config with its final losses.
         """
         import importlib.util
@@ -277,12 +282,14 @@ class Digitgenerator:
         for module in ("tensorflow", "keras"):
             if importlib.util.find_spec(module) is None:
                 raise ModuleNotFoundError(f"training needs TensorFlow ({module} is missing): pip install 'digitgenerator[train]'")
-        from .model import MAX_DECODER_CHANNELS
+        from .model import MAX_DECODER_CHANNELS, MAX_LATENT_DIM
         from .train import train_cvae
 
         channels = checks.integer(decoder_channels, "decoder_channels", 1, MAX_DECODER_CHANNELS)
+        latent = checks.integer(latent_dim, "latent_dim", 1, MAX_LATENT_DIM)
         config = train_cvae(self._uint8_images, self.labels, out_dir, epochs, batch_size, seed, learning_rate,
-                            kl_weight=kl_weight, config={"decoder_channels": channels}, log=log,
+                            noisy_share=noisy_share, kl_weight=kl_weight,
+                            config={"decoder_channels": channels, "latent_dim": latent}, log=log,
                             consistency_weight=consistency_weight, label_margin=label_margin)
         self.model_dir, self._vae = out_dir, None
         return config

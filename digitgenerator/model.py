@@ -50,6 +50,11 @@ DEFAULT_CONFIG = {
 }
 MAX_UNITS = 4096  # channels, units and latent sizes past this are not a model this package ships or trains
 MAX_DECODER_CHANNELS = 256  # what digitgenerator-train builds at most (the shipped model has 32)
+MAX_LATENT_DIM = 256  # likewise for the latent (the shipped model has 16)
+# The share of training digits whose encoder input is corrupted (the target stays clean),
+# so that the model also denoises. A model that only generates may train with 0: the
+# shipped one denoises with its own model in denoiser/ (docs/cvae-experiments.md).
+NOISY_SHARE = 0.5
 # The weight beta on the KL term of the loss (Higgins et al. 2017's beta-VAE; 1 is the
 # ELBO itself). Below 1 the posteriors narrow and the digits sharpen (the mixture prior
 # is made of those posteriors, so sampling still lands where the digits are), but the

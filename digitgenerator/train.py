@@ -37,7 +37,7 @@ from . import __version__
 from .atomic import atomic_path, atomic_write_bytes
 from .data import NUM_CLASSES, file_sha256
 from .model import (CONFIG_FILE, DEFAULT_CONFIG, LABEL_MARGIN, MAX_CONSISTENCY_WEIGHT, MAX_KL_WEIGHT, MAX_LABEL_MARGIN,
-                    MIN_KL_WEIGHT, WEIGHTS_FILE, ModelConfig, Vae, one_hot)
+                    MIN_KL_WEIGHT, NOISY_SHARE, WEIGHTS_FILE, ModelConfig, Vae, one_hot)
 from .noise import MAX_TRAIN_NOISE, corrupt
 
 KERAS_WEIGHTS_FILE = "cvae.weights.h5"  # the Keras checkpoint, for resuming training
@@ -251,7 +251,7 @@ def train_cvae(
     batch_size: int = 128,
     seed: int = 0,
     learning_rate: float = 1e-3,
-    noisy_share: float = 0.5,
+    noisy_share: float = NOISY_SHARE,
     kl_weight: float = 1.0,
     config: dict | None = None,
     log=None,

@@ -175,7 +175,12 @@ def test_documented_ranges_are_the_ones_accepted(tmp_path, capsys, args, ok):
                                       (["--consistency-weight", "-0.1"], False), (["--consistency-weight", "101"], False),
                                       (["--consistency-weight", "inf"], False), (["--label-margin", "off"], True),
                                       (["--label-margin", "0"], True), (["--label-margin", "-1"], False),
-                                      (["--label-margin", "none"], False), (["--label-margin", "1001"], False)])
+                                      (["--label-margin", "none"], False), (["--label-margin", "1001"], False),
+                                      (["--latent-dim", "1"], True), (["--latent-dim", "256"], True),
+                                      (["--latent-dim", "0"], False), (["--latent-dim", "257"], False),
+                                      (["--noisy-share", "0"], True), (["--noisy-share", "1"], True),
+                                      (["--noisy-share", "-0.1"], False), (["--noisy-share", "1.1"], False),
+                                      (["--noisy-share", "nan"], False)])
 def test_train_ranges(capsys, args, ok):
     from digitgenerator.cli import build_train_parser
 
@@ -325,7 +330,9 @@ def test_training_defaults_agree_between_the_command_and_the_library():
         return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not inspect.Parameter.empty}
 
     parser, api, core = build_train_parser(), defaults(Digitgenerator.train_vaemodel), defaults(train_cvae)
-    for key in ("epochs", "batch_size", "seed", "learning_rate", "kl_weight", "consistency_weight", "label_margin"):
+    for key in ("epochs", "batch_size", "seed", "learning_rate", "kl_weight", "consistency_weight", "label_margin",
+                "noisy_share"):
         assert parser.get_default(key) == api[key] == core[key], key
     assert parser.get_default("decoder_channels") == api["decoder_channels"] == DEFAULT_CONFIG["decoder_channels"]
+    assert parser.get_default("latent_dim") == api["latent_dim"] == DEFAULT_CONFIG["latent_dim"]
     assert parser.get_default("out_dir") == api["out_dir"]
