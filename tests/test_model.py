@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from digitgenerator import Digitgenerator, Vae
-from digitgenerator.model import DEFAULT_CONFIG, WEIGHTS_FILE, ModelConfig, conv2d, conv2d_transpose, shipped_model_dir
+from digitgenerator.model import DEFAULT_CONFIG, NOISY_SHARE, WEIGHTS_FILE, ModelConfig, conv2d, conv2d_transpose, shipped_model_dir
 
 from conftest import needs_tf, write_random_model
 
@@ -209,6 +209,7 @@ def test_training_defaults_build_the_shipped_architecture():
     for config_file in (folder / "config.json", folder / "denoiser" / "config.json"):
         config = json.loads(config_file.read_text())
         assert {k: config[k] for k in DEFAULT_CONFIG} == DEFAULT_CONFIG, config_file
+        assert config["noisy_share"] == NOISY_SHARE, config_file  # nor a --noisy-share
     assert ModelConfig().arch() == DEFAULT_CONFIG
 
 
@@ -385,6 +386,10 @@ def test_kl_weight_trades_kl_for_reconstruction(tmp_path, mnist_folder):
     for bad in (0.0, 11.0, float("nan")):
         with pytest.raises(ValueError, match="kl_weight"):
             Digitgenerator(mnist_folder).train_vaemodel(1, 5, out_dir=tmp_path / "x", kl_weight=bad)
+    for name, bad in (("latent_dim", 0), ("latent_dim", 257), ("noisy_share", -0.1), ("noisy_share", 1.5)):
+        with pytest.raises(ValueError, match=name):
+            Digitgenerator(mnist_folder).train_vaemodel(1, 5, out_dir=tmp_path / "x", **{name: bad})
+    assert not (tmp_path / "x").exists()
 
 
 @needs_tf
