@@ -89,10 +89,19 @@ def test_nothing_drawn_yet(gen):
 
 
 def test_print_latest_does_not_block(gen, monkeypatch):
-    pytest.importorskip("matplotlib")
+    """Under a backend with no window (scripts, CI) the figure is shown without blocking, and
+    pixels map to grey levels as stored: 0 black, 1 white, whatever the image's own range."""
+    plt = pytest.importorskip("matplotlib.pyplot")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    plt.switch_backend("Agg")
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda **kwargs: shown.append(kwargs))
     gen.draw_from_mnist([4, 2])
+    plt.close("all")
     gen.print_latest(size=(4, 2))
+    assert shown == [{"block": False}]
+    assert plt.gcf().axes[0].images[0].get_clim() == (0, 1)
+    plt.close("all")
 
 
 @pytest.mark.parametrize("size, message", [((1e9, 5), "size width .* between 0.5 and 100, got 1e"),
