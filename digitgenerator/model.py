@@ -427,7 +427,11 @@ class Vae:
 
     def encode(self, images, labels) -> tuple[np.ndarray, np.ndarray]:
         """Posterior q(z | x, y): (mean, log-variance), each (N, latent_dim)."""
-        x = _as_images(images)[..., None]
+        return self._encode(_as_images(images), labels)
+
+    def _encode(self, x: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
+        """encode for images already checked by _as_images: float32 (N, 28, 28)."""
+        x = x[..., None]
         y = one_hot(labels)
         if len(y) != len(x):
             raise ValueError(f"{len(x)} images but {len(y)} labels")
@@ -455,7 +459,7 @@ class Vae:
         appendix B). Comparing a digit's ELBO under each label makes the model a classifier.
         """
         x = _as_images(images)
-        mean, log_var = self.encode(x, labels)
+        mean, log_var = self._encode(x, labels)  # x is checked: once is enough
         x = x.reshape(len(mean), IMAGE_SIZE * IMAGE_SIZE)
         logits = self.decode_logits(mean, labels).reshape(x.shape).astype(np.float64)
         # log sigmoid(l) x + log sigmoid(-l) (1 - x) = l x - softplus(l), softplus written to never overflow
