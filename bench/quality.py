@@ -150,11 +150,11 @@ def style_table(vae, real_images, real_labels, rng, predict, numbers: int = 1000
 CLASSIFIERS = {"plain": {"steps": 3000, "shift": 0.0}, "shifted": {"steps": 6000, "shift": 0.1}}
 
 
-def sample_with_prior(vae, labels, rng, components: int, temperature: float = 1.0) -> np.ndarray:
+def sample_with_prior(vae, labels, rng, components: int, temperature: float = 1.0, every_digit: bool = False) -> np.ndarray:
     """vae.sample with `components` mixture components in force (0: the per-label Gaussians), then as it was."""
     kept, vae.prior_components = vae.prior_components, components
     try:
-        return vae.sample(labels, rng, temperature)
+        return vae.sample(labels, rng, temperature, every_digit=every_digit)
     finally:
         vae.prior_components = kept
 
@@ -207,8 +207,14 @@ def cas_table(vae, real_x, real_y, x_test, y_test, rng, seeds: list[int], n: int
     if vae.prior_components:
         gaussian = sample_with_prior(vae, wanted, rng, 0).astype(np.float32)
         sets.append(("CVAE with one Gaussian per label (the prior before 1.2.0)", gaussian, wanted))
+    every = None
+    if vae.has_margins:
+        every = vae.sample(wanted, rng, every_digit=True).astype(np.float32)
+        sets.append(("CVAE, every digit (`every_digit=True`)", every, wanted))
     sets += [
         ("real + CVAE", np.concatenate([real_x, generated]), np.concatenate([real_y, wanted])),
+        *([("real + CVAE, every digit", np.concatenate([real_x, every]), np.concatenate([real_y, wanted]))]
+          if every is not None else []),
         ("real augmented + CVAE", np.concatenate([augmented, generated]), np.concatenate([real_y[copies], wanted])),
     ]
     # The rows above let 50,000 generated or augmented digits swamp the 5,000 real ones (a tenth of each batch
@@ -280,11 +286,14 @@ def main(argv=None) -> int:
         ("CVAE without truncation", 1.0, np.inf, vae.sharpness),
         ("CVAE without sharpening (Bernoulli mean)", 1.0, vae.truncation_radius, 1.0),
     ]
+    if vae.has_margins:
+        variants.insert(1, ("CVAE as shipped, every digit (`every_digit=True`)", 1.0, *shipped, vae.prior_components, True))
     if vae.prior_components:
         variants.append(("CVAE with one Gaussian per label (the prior before 1.2.0)", 1.0, *shipped, 0))
-    for name, temperature, radius, sharpness, *components in variants:
+    for name, temperature, radius, sharpness, *prior in variants:
         vae.truncation_radius, vae.sharpness = radius, sharpness
-        gen = sample_with_prior(vae, ya, rng, components[0] if components else vae.prior_components, temperature)
+        components, every_digit = (prior + [vae.prior_components, False][len(prior):])
+        gen = sample_with_prior(vae, ya, rng, components, temperature, every_digit)
         rows.append((name, float(np.mean(predict(gen) == ya)), frechet(feats(gen), fb)))
     vae.truncation_radius, vae.sharpness = shipped
     z = rng.standard_normal((len(ya), vae.latent_dim)).astype(np.float32)

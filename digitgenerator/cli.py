@@ -177,6 +177,8 @@ def build_generate_parser(prog: str = "generate_png") -> argparse.ArgumentParser
     p.add_argument("--cvae", type=int, choices=(0, 1), default=0, help="1: digits written by the CVAE instead of real MNIST digits")
     p.add_argument("--same-style", action="store_true", help="with --cvae 1: the whole sequence in one handwriting")
     p.add_argument("--temperature", type=float, default=1.0, help="with --cvae 1: spread of the handwriting (default 1)")
+    p.add_argument("--every-digit", action="store_true",
+                   help="with --cvae 1: also the handwritings the model nearly reads as another digit (better OCR training data)")
     p.add_argument("--denoise", type=_float_in(0.0, 1.0, "noise probability"), default=None, metavar="P",
                    help="real digits corrupted with noise probability P, then cleaned by the CVAE")
     p.add_argument("--outfile", default="image_out.png", help="PNG file to write (default: image_out.png)")
@@ -218,8 +220,10 @@ def _generate(args) -> int:
     spacing = check_spacing(_box_spacing(args))
     realistic = _realistic_from_args(args)
     _check_outfile(args.outfile)
-    if args.cvae == 0 and (args.same_style or args.temperature != 1.0):
-        raise UsageError("--same-style and --temperature need --cvae 1")
+    if args.cvae == 0 and (args.same_style or args.temperature != 1.0 or args.every_digit):
+        raise UsageError("--same-style, --temperature and --every-digit need --cvae 1")
+    if args.every_digit and (args.same_style or realistic is not None):
+        raise UsageError("--every-digit draws each digit's own handwriting; leave out --same-style and --realistic")
     if args.cvae == 1 and args.denoise is not None:
         raise UsageError("--denoise already uses the CVAE; leave out --cvae 1")
     if realistic is not None and args.denoise is not None:
@@ -239,7 +243,7 @@ def _generate(args) -> int:
     elif args.cvae:
         style = "shared" if args.same_style else None
         image = gen.sample_from_vae(digits, spacing, width, style=style, temperature=args.temperature,
-                                    fit=fit, ink_spacing=args.ink_spacing, realistic=realistic)
+                                    fit=fit, ink_spacing=args.ink_spacing, realistic=realistic, every_digit=args.every_digit)
     else:
         image = gen.draw_from_mnist(digits, spacing, width, fit=fit, ink_spacing=args.ink_spacing, realistic=realistic)
     path = write_png(args.outfile, image, args.invert != (realistic is not None))
@@ -275,8 +279,8 @@ def build_train_parser(prog: str = "digitgenerator-train") -> argparse.ArgumentP
                    help="weight of the label-consistency term: a frozen reader must see the label asked for in each digit's "
                         "hand decoded under another label (0: off; the shipped model has 10, with --kl-weight 0.2)")
     p.add_argument("--label-margin", type=_margin, default=LABEL_MARGIN, metavar="NATS",
-                   help="training digits the model reads as their label by no more than this many nats (ELBO) stay out "
-                        "of the sampling prior; 'off' lets every digit in")
+                   help="training digits the model reads as their label by no more than this many nats (ELBO) are left "
+                        "out when sampling, unless --every-digit asks for them; 'off' stores no margins (every digit always)")
     p.add_argument("--out-dir", type=_folder("--out-dir"), default="tf_vae_files",
                    help="where the finished cvae.npz and config.json go (per-epoch checkpoints in OUT_DIR/checkpoint/)")
     p.add_argument("--refit-prior", action="store_true",
@@ -306,8 +310,10 @@ def _train(args) -> int:
         from .train import refit_prior
 
         config = refit_prior(args.out_dir, gen.images, gen.labels, args.label_margin)
+        unclear = (f"; {config['prior_unclear_digits']} read by no more than the {config['prior_label_margin']:g}-nat "
+                   "margin, left out unless --every-digit") if "prior_unclear_digits" in config else ""
         print(f"refitted the prior of {args.out_dir}/cvae.npz to {len(gen.labels)} digits "
-              f"({config['prior_components']} per label, sharpness {config['sharpness']})")
+              f"({config['prior_components']} per label, sharpness {config['sharpness']}{unclear})")
         return 0
     print(f"training on {len(gen.labels)} digits from {gen.source.images}", file=sys.stderr)
     config = gen.train_vaemodel(args.epochs, args.batch_size, seed=args.seed, out_dir=args.out_dir,
@@ -366,6 +372,8 @@ def build_dataset_parser(prog: str = "digitgenerator-dataset") -> argparse.Argum
     p.add_argument("--stretch", action="store_true", help="resize digits to meet --width when spacing cannot")
     p.add_argument("--ink-spacing", action="store_true", help="spacing measured between ink rather than 28-pixel boxes")
     p.add_argument("--source", choices=("mnist", "cvae"), default="mnist", help="real MNIST digits or CVAE samples (default: mnist)")
+    p.add_argument("--every-digit", action="store_true",
+                   help="with --source cvae: also the handwritings the model nearly reads as another digit (better OCR training data)")
     p.add_argument("--invert", action="store_true", help="black ink on white (with --realistic, which is already: white on black)")
     p.add_argument("--rotate", type=_float_in(0.0, None, "--rotate"), default=0.0, metavar="DEG", help="random rotation up to +/-DEG degrees")
     p.add_argument("--shear", type=_float_in(0.0, None, "--shear"), default=0.0, metavar="DEG", help="random shear up to +/-DEG degrees")
@@ -396,6 +404,8 @@ def _dataset(args) -> int:
     if args.shard_size is not None and args.format != "webdataset":
         raise UsageError("--shard-size applies to --format webdataset")
     shard_size = DEFAULT_SHARD_SIZE if args.shard_size is None else args.shard_size
+    if args.every_digit and (args.source != "cvae" or args.realistic):
+        raise UsageError("--every-digit needs --source cvae, without --realistic (whose numbers share one handwriting)")
     if args.source == "cvae":
         _quiet_about_the_sample()
     spec = DatasetSpec(
@@ -403,7 +413,7 @@ def _dataset(args) -> int:
         source=args.source, invert=args.invert, ink_spacing=args.ink_spacing,
         fit="stretch" if args.stretch else "pad", seed=args.seed,
         augment=Augment(rotate=args.rotate, shear=args.shear, elastic=args.elastic, thickness=args.thickness),
-        realistic=_realistic_from_args(args),
+        realistic=_realistic_from_args(args), every_digit=args.every_digit,
     )
     if args.dask is not None and args.shard != (0, 1):
         raise UsageError("--dask runs the whole job across the cluster; leave out --shard")

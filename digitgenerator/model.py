@@ -50,7 +50,7 @@ DEFAULT_CONFIG = {
 }
 MAX_UNITS = 4096  # channels, units and latent sizes past this are not a model this package ships or trains
 MAX_DECODER_CHANNELS = 256  # what digitgenerator-train builds at most (the shipped model has 32)
-MAX_LATENT_DIM = 256  # likewise for the latent (the shipped model has 16)
+MAX_LATENT_DIM = 256  # likewise for the latent (the shipped generator has 32)
 # The share of training digits whose encoder input is corrupted (the target stays clean),
 # so that the model also denoises. A model that only generates may train with 0: the
 # shipped one denoises with its own model in denoiser/ (docs/cvae-experiments.md).
@@ -67,10 +67,10 @@ MIN_KL_WEIGHT, MAX_KL_WEIGHT = 0.01, 10.0
 MAX_CONSISTENCY_WEIGHT = 100.0
 # A training digit whose ELBO under its own label beats every other label's by no more
 # than LABEL_MARGIN (nats) is one the model itself nearly reads as another digit (a 4
-# that is almost a 9): kept out of the mixture prior, as its samples are ambiguous.
-# Screened with bench/quality.py's held-out judge and CAS classifier at 0, 5 and 10 nats
-# (docs/cvae-experiments.md); 5 drops 1.8% of MNIST. digitgenerator-train --label-margin
-# sets it, up to MAX_LABEL_MARGIN.
+# that is almost a 9): left out when sampling by default, as its samples are ambiguous
+# (MARGIN_SHAPE). Screened with bench/quality.py's held-out judge and CAS classifier at
+# 0, 5 and 10 nats (docs/cvae-experiments.md); 5 drops 1.8% of MNIST for 1.4.0's model.
+# digitgenerator-train --label-margin sets it, up to MAX_LABEL_MARGIN.
 LABEL_MARGIN, MAX_LABEL_MARGIN = 5.0, 1000.0
 MAX_NPZ_MEMBER = 256 * 2**20  # bytes: the largest weight array a valid config can ask for is far smaller
 MAX_PRIOR_COMPONENTS = 10_000  # training digits kept per label in the mixture prior (MNIST's largest label has 6,742)
@@ -92,6 +92,8 @@ class ModelConfig:
     sharpness: float = 1.0
     truncation_radius: float = float("inf")
     prior_components: int = 0
+    prior_label_margin: float | None = None
+    prior_margins: bool = False
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -111,6 +113,12 @@ class ModelConfig:
             radius = checks.number(radius, "truncation_radius", low=0.1, high=1000.0)
         set_("truncation_radius", radius)
         set_("prior_components", checks.integer(self.prior_components, "prior_components", 0, MAX_PRIOR_COMPONENTS))
+        if self.prior_label_margin is not None:
+            set_("prior_label_margin", checks.number(self.prior_label_margin, "prior_label_margin", 0.0, MAX_LABEL_MARGIN))
+        if not isinstance(self.prior_margins, bool):
+            raise ValueError(f"prior_margins must be true or false, got {self.prior_margins!r}")
+        if self.prior_margins and (self.prior_label_margin is None or not self.prior_components):
+            raise ValueError("prior_margins needs prior_label_margin and prior_components")
 
     @classmethod
     def from_dict(cls, raw) -> "ModelConfig":
@@ -171,6 +179,13 @@ MIXTURE_SHAPES = {
     "prior/mixture_mean": lambda d, m: (NUM_CLASSES, m, d),
     "prior/mixture_std": lambda d, m: (NUM_CLASSES, m, d),
 }
+# From 1.7.0 (config "prior_margins": true) the mixture keeps every training digit drawn
+# for it, each with its label margin (train.label_margin, nats), and sampling chooses: by
+# default only the components whose margin is above config "prior_label_margin" (legible
+# digits: the judge of bench/quality.py reads over 99% as asked), with every_digit all of
+# them. The ones left out by default are the boundary cases (a 4 that is almost a 9) that
+# an OCR classifier learns most from: docs/cvae-experiments.md measured both.
+MARGIN_SHAPE = "prior/mixture_margin", lambda m: (NUM_CLASSES, m)
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -319,6 +334,8 @@ def load_weights(model_dir: str | os.PathLike | None = None) -> tuple[dict, dict
     expected.update({name: shape(arch["latent_dim"]) for name, shape in PRIOR_SHAPES.items()})
     if checked.prior_components:
         expected.update({name: shape(arch["latent_dim"], checked.prior_components) for name, shape in MIXTURE_SHAPES.items()})
+    if checked.prior_margins:
+        expected[MARGIN_SHAPE[0]] = MARGIN_SHAPE[1](checked.prior_components)
     try:
         weights = read_npz(weights_path, expected)
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
@@ -391,6 +408,12 @@ class Vae:
         self.sharpness = checked.sharpness
         self.truncation_radius = checked.truncation_radius
         self.prior_components = checked.prior_components
+        self.label_margin = checked.prior_label_margin  # nats: the mixture's default sampling leaves out digits at or below it
+        self._legible = None  # (order (10, M), counts (10,)): per label, the components above the margin first
+        if checked.prior_margins:
+            clear = weights[MARGIN_SHAPE[0]] > checked.prior_label_margin
+            clear[~clear.any(axis=1)] = True  # a label none of whose digits is clear keeps them all
+            self._legible = np.argsort(~clear, axis=1, kind="stable"), clear.sum(axis=1)
         self.batch_size = batch_size
         self.threads: int | None = None  # threads for large batches; None: one per core
         self._denoiser: Vae | None = None
@@ -519,7 +542,8 @@ class Vae:
             eps[far] = rng.standard_normal((int(far.sum()), self.latent_dim), dtype=np.float32)
         return eps
 
-    def sample_latents(self, labels, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
+    def sample_latents(self, labels, rng: np.random.Generator, temperature: float = 1.0,
+                       every_digit: bool = False) -> np.ndarray:
         """One latent per label from the prior fitted to the training digits: (N, latent_dim).
 
         With a mixture prior (config "prior_components" M > 0), the aggregate
@@ -530,11 +554,20 @@ class Vae:
         differs from N(0, I)). T = 0 gives the training digit's posterior mean.
         Without, z = mu_y + T * L_y @ eps, one Gaussian per label fitted to the
         encoder means of the training digits. eps is truncated (see truncated_normal).
+
+        every_digit: with a model that keeps its components' label margins (1.7.0
+        on), draw among all of them rather than only those above the model's
+        label margin (see MARGIN_SHAPE): less legible digits, better training data.
         """
         labels = label_array(labels)
+        every_digit = self._check_every_digit(every_digit)
         eps = self.truncated_normal(len(labels), rng)
         if self.prior_components:
-            k = rng.integers(0, self.prior_components, len(labels))
+            if every_digit or self._legible is None:
+                k = rng.integers(0, self.prior_components, len(labels))
+            else:
+                order, counts = self._legible
+                k = order[labels, rng.integers(0, counts[labels])]
             mean, std = self.weights["prior/mixture_mean"][labels, k], self.weights["prior/mixture_std"][labels, k]
             return (mean + temperature * std * eps).astype(np.float32)
         mu, chol = self.weights["prior/label_mean"][labels], self.weights["prior/label_chol"][labels]
@@ -561,9 +594,26 @@ class Vae:
         eps = self.truncated_normal(1, rng)[0]
         return (mean + temperature * chol @ eps).astype(np.float32)
 
-    def sample(self, labels, rng: np.random.Generator, temperature: float = 1.0) -> np.ndarray:
-        """New digits of the given labels: float32 (N, 28, 28)."""
-        return self.decode(self.sample_latents(labels, rng, temperature), labels)
+    @property
+    def has_margins(self) -> bool:
+        """Whether the mixture keeps its components' label margins (1.7.0 on), so that
+        every_digit draws from more handwritings than the default does."""
+        return self._legible is not None
+
+    def _check_every_digit(self, every_digit) -> bool:
+        if not isinstance(every_digit, (bool, np.bool_)):
+            raise ValueError(f"every_digit must be True or False, got {every_digit!r}")
+        if every_digit and self._legible is None and (not self.prior_components or self.label_margin is not None):
+            what = ("has no mixture prior" if not self.prior_components else
+                    f"keeps only the digits its {self.label_margin:g}-nat label margin let in")
+            raise ValueError(f"every_digit needs a model that keeps every training digit with its label margin; "
+                             f"{self.model_dir or 'this model'} {what}: refit it with "
+                             f"`digitgenerator-train --refit-prior --out-dir DIR`")
+        return bool(every_digit)
+
+    def sample(self, labels, rng: np.random.Generator, temperature: float = 1.0, every_digit: bool = False) -> np.ndarray:
+        """New digits of the given labels: float32 (N, 28, 28). every_digit: see sample_latents."""
+        return self.decode(self.sample_latents(labels, rng, temperature, every_digit), labels)
 
     def denoise(self, images, labels) -> np.ndarray:
         """Clean digits (N, 28, 28) from noisy ones (a list or array of 28x28, labels (N,)):

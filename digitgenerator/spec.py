@@ -38,9 +38,14 @@ class DatasetSpec:
     seed: int = 0
     augment: Augment = field(default_factory=Augment)
     realistic: Realistic | None = None  # True: the recommended mix (see digitgenerator.realistic)
+    every_digit: bool = False  # source "cvae": every training digit's handwriting (Vae.sample_latents)
 
     def __post_init__(self):
         object.__setattr__(self, "realistic", Realistic.coerce(self.realistic))
+        if not isinstance(self.every_digit, bool):
+            raise ValueError(f"every_digit must be True or False, got {self.every_digit!r}")
+        if self.every_digit and (self.source != "cvae" or self.realistic is not None):
+            raise ValueError("every_digit applies to source 'cvae' without realistic (whose numbers share one handwriting)")
         object.__setattr__(self, "count", checks.integer(self.count, "count", 0, MAX_COUNT))
         lo, hi = checks.int_pair(self.length, "length", 1, MAX_LENGTH)
         object.__setattr__(self, "length", (lo, hi))
@@ -63,6 +68,8 @@ class DatasetSpec:
         del out["realistic"]
         if self.realistic is not None:  # absent otherwise, so that earlier jobs still resume
             out["realistic"] = self.realistic.to_json()
+        if not self.every_digit:  # likewise
+            del out["every_digit"]
         return out
 
     @property
@@ -107,7 +114,7 @@ def make_items(gen, spec: DatasetSpec, indices, as_uint8: bool = False) -> list[
         if spec.realistic is not None:
             latents = [np.tile(gen.vae.sample_style(rng, labels=d), (len(d), 1)) for d, rng in zip(digits, rngs)]
         else:
-            latents = [gen.vae.sample_latents(d, rng) for d, rng in zip(digits, rngs)]
+            latents = [gen.vae.sample_latents(d, rng, every_digit=spec.every_digit) for d, rng in zip(digits, rngs)]
         decoded = gen.vae.decode(np.concatenate(latents), np.concatenate(digits))
         glyph_sets = np.split(decoded, np.cumsum([len(d) for d in digits])[:-1])
     else:

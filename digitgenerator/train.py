@@ -37,7 +37,7 @@ from . import __version__
 from .atomic import atomic_path, atomic_write_bytes
 from .data import NUM_CLASSES, file_sha256
 from .model import (CONFIG_FILE, DEFAULT_CONFIG, LABEL_MARGIN, MAX_CONSISTENCY_WEIGHT, MAX_KL_WEIGHT, MAX_LABEL_MARGIN,
-                    MIN_KL_WEIGHT, NOISY_SHARE, WEIGHTS_FILE, ModelConfig, Vae, one_hot)
+                    MARGIN_SHAPE, MIN_KL_WEIGHT, NOISY_SHARE, WEIGHTS_FILE, ModelConfig, Vae, one_hot)
 from .noise import MAX_TRAIN_NOISE, corrupt
 
 KERAS_WEIGHTS_FILE = "cvae.weights.h5"  # the Keras checkpoint, for resuming training
@@ -57,7 +57,7 @@ READER_EPOCHS = 2
 
 
 def fit_prior(means: np.ndarray, labels: np.ndarray, log_vars: np.ndarray | None = None,
-              components: int = PRIOR_COMPONENTS, seed: int = 0, eligible: np.ndarray | None = None
+              components: int = PRIOR_COMPONENTS, seed: int = 0, margins: np.ndarray | None = None
               ) -> dict[str, np.ndarray]:
     """The sampling priors from the training digits' posteriors (means, log-variances: (N, d)).
 
@@ -65,7 +65,7 @@ def fit_prior(means: np.ndarray, labels: np.ndarray, log_vars: np.ndarray | None
     for one handwriting across a number). With log_vars, also the mixture prior
     (see Vae.sample_latents): the posteriors of `components` digits per label, chosen
     at random (seeded) when a label has more; as many as the rarest label has when fewer.
-    eligible (N,) bool: only those digits may be mixture components (all by default).
+    margins (N,): each digit's label margin, kept beside its component (model.MARGIN_SHAPE).
     """
     d = means.shape[1]
 
@@ -87,16 +87,14 @@ def fit_prior(means: np.ndarray, labels: np.ndarray, log_vars: np.ndarray | None
         "prior/style_chol": style_chol,
     }
     pools = [np.flatnonzero(labels == k) for k in range(NUM_CLASSES)]
-    if eligible is not None:
-        eligible_pools = [pool[np.asarray(eligible, bool)[pool]] for pool in pools]
-        if all(len(pool) for pool in eligible_pools):  # a label none of whose digits may serve: the mask says nothing then
-            pools = eligible_pools
     m = min([components] + [len(pool) for pool in pools])
     if log_vars is not None and m > 0:
         rng = np.random.default_rng(seed)
         kept = np.stack([rng.permutation(pool)[:m] for pool in pools])
         prior["prior/mixture_mean"] = means[kept]
         prior["prior/mixture_std"] = np.exp(0.5 * log_vars[kept])
+        if margins is not None:
+            prior[MARGIN_SHAPE[0]] = np.asarray(margins)[kept]
     return {k: v.astype(np.float32) for k, v in prior.items()}
 
 
@@ -158,23 +156,24 @@ def fit_sampling(arch: dict, weights: dict, images: np.ndarray, labels: np.ndarr
     return the sampling settings for config.json.
 
     sharpness None calibrates it (a few seconds); a number reuses an earlier calibration.
-    margin (nats) keeps the digits the model nearly reads as another label out of the
-    mixture (those whose label_margin is not above it: ten passes of the network over
-    the digits, about 90 s for all 60,000 on 2 cores); None lets every digit serve.
+    margin (nats): the mixture keeps every digit's label margin, and sampling leaves out
+    by default the digits the model nearly reads as another label (those whose margin
+    is not above it; computing the margins takes ten passes of the network over the
+    digits, about 90 s for all 60,000 on 2 cores); None: no margins, every digit serves.
     """
     from scipy.stats import chi2
 
     for name in [k for k in weights if k.startswith("prior/")]:
         del weights[name]
     vae = Vae.from_weights(arch, weights)
-    clear = None if margin is None else label_margin(vae, images, labels) > margin
+    margins = None if margin is None else label_margin(vae, images, labels)
     means, log_vars = vae.encode(images, labels)
-    weights.update(fit_prior(means, np.asarray(labels), log_vars, eligible=clear))
+    weights.update(fit_prior(means, np.asarray(labels), log_vars, margins=margins))
     radius = float(np.sqrt(chi2.ppf(TRUNCATION, arch["latent_dim"])))
     components = len(weights["prior/mixture_mean"][0]) if "prior/mixture_mean" in weights else 0
     sampling = {"truncation": TRUNCATION, "truncation_radius": radius, "prior_components": components}
-    if clear is not None:
-        sampling.update(prior_label_margin=margin, prior_unclear_digits=int(np.sum(~clear)))
+    if margins is not None and components:
+        sampling.update(prior_label_margin=margin, prior_unclear_digits=int(np.sum(margins <= margin)), prior_margins=True)
     if sharpness is None:
         sharpness = calibrate_sharpness(Vae.from_weights({**arch, **sampling}, weights), images, labels)
     return {**sampling, "sharpness": sharpness}
@@ -239,7 +238,7 @@ def refit_prior(model_dir, images: np.ndarray, labels: np.ndarray, label_margin:
     config, weights = load_weights(folder)
     arch = ModelConfig.from_dict(config).arch()
     sampling = fit_sampling(arch, weights, unit_images(images), np.asarray(labels, dtype=np.int64), margin=label_margin)
-    kept = {k: v for k, v in config.items() if k not in ("prior_label_margin", "prior_unclear_digits")}
+    kept = {k: v for k, v in config.items() if k not in ("prior_label_margin", "prior_unclear_digits", "prior_margins")}
     return write_numpy_model(folder, weights, {**kept, **sampling, "prior_fitted_by": __version__})
 
 
@@ -262,7 +261,8 @@ def train_cvae(
 
     consistency_weight: lambda of the label-consistency term (module docstring; 0 leaves
     it out). label_margin: nats by which a training digit's ELBO under its own label must
-    beat every other label's for it to join the mixture prior; None lets every digit join.
+    beat every other label's for sampling to draw its mixture component by default (every
+    component keeps its margin; `every_digit` draws them all); None: every digit, no margins.
 
     Returns the saved config (architecture, training settings, final losses).
     Checkpoints after every epoch, so an interrupted run leaves the last whole epoch.
