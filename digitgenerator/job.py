@@ -106,6 +106,7 @@ def digit_source(spec: DatasetSpec, gen) -> dict:
     if spec.source == "cvae":
         from .model import CONFIG_FILE, WEIGHTS_FILE, find_model_dir
 
+        gen.vae.check_every_digit(spec.every_digit)  # a model that cannot: say so before the job folder is made
         folder = gen.vae.model_dir or find_model_dir(gen.model_dir)
         return {"model_sha256": file_sha256(folder / WEIGHTS_FILE), "config_sha256": file_sha256(folder / CONFIG_FILE)}
     return {"images_sha256": file_sha256(gen.source.images), "labels_sha256": file_sha256(gen.source.labels),

@@ -560,7 +560,7 @@ class Vae:
         label margin (see MARGIN_SHAPE): less legible digits, better training data.
         """
         labels = label_array(labels)
-        every_digit = self._check_every_digit(every_digit)
+        every_digit = self.check_every_digit(every_digit)
         eps = self.truncated_normal(len(labels), rng)
         if self.prior_components:
             if every_digit or self._legible is None:
@@ -600,7 +600,8 @@ class Vae:
         every_digit draws from more handwritings than the default does."""
         return self._legible is not None
 
-    def _check_every_digit(self, every_digit) -> bool:
+    def check_every_digit(self, every_digit) -> bool:
+        """every_digit as a bool; ValueError if it is not one, or if this model cannot draw every digit."""
         if not isinstance(every_digit, (bool, np.bool_)):
             raise ValueError(f"every_digit must be True or False, got {every_digit!r}")
         if every_digit and self._legible is None and (not self.prior_components or self.label_margin is not None):
@@ -608,7 +609,7 @@ class Vae:
                     f"keeps only the digits its {self.label_margin:g}-nat label margin let in")
             raise ValueError(f"every_digit needs a model that keeps every training digit with its label margin; "
                              f"{self.model_dir or 'this model'} {what}: refit it with "
-                             f"`digitgenerator-train --refit-prior --out-dir DIR`")
+                             f"`digitgenerator-train --refit-prior --out-dir {self.model_dir or 'DIR'}`")
         return bool(every_digit)
 
     def sample(self, labels, rng: np.random.Generator, temperature: float = 1.0, every_digit: bool = False) -> np.ndarray:

@@ -228,6 +228,13 @@ def test_dataset_every_digit(tmp_path, capsys):
     assert len(err) == 1 and "--every-digit needs --source cvae" in err[0]
     assert "every_digit" not in DatasetSpec(count=1, source="cvae").to_json()
     assert DatasetSpec(count=1, source="cvae", every_digit=True).to_json()["every_digit"] is True
+    # A model that cannot draw every digit (one fitted before 1.7.0) is refused before the folder is made.
+    config = json.loads((tmp_path / "margins" / CONFIG_FILE).read_text())
+    del config["prior_margins"]
+    (tmp_path / "margins" / CONFIG_FILE).write_text(json.dumps(config))
+    assert dataset_main([*base, "--every-digit", "--out", "d"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--refit-prior --out-dir" in err[0] and not (tmp_path / "d").exists()
     for kwargs in ({"source": "mnist"}, {"source": "cvae", "realistic": True}):
         with pytest.raises(ValueError, match="every_digit applies to source 'cvae'"):
             DatasetSpec(count=1, every_digit=True, **kwargs)
