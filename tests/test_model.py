@@ -712,3 +712,15 @@ def test_mislabelled_training_digits_are_never_drawn_as_styles_of_the_label_by_d
 def test_one_latent_decodes_as_one_digit(gen):
     z = np.zeros(gen.vae.latent_dim, np.float32)
     assert np.array_equal(gen.vae.decode(z, [3]), gen.vae.decode(z[None], [3])) and gen.vae.decode(z, [3]).shape == (1, 28, 28)
+
+
+@pytest.mark.parametrize("bad", [10, -1])
+def test_labels_outside_0_9_are_named(random_model, bad):
+    """10 is the first label past the digits: refused by name, not an index error deep in numpy."""
+    vae = Vae(random_model)
+    for call in (lambda: vae.sample([3, bad], np.random.default_rng(0)),
+                 lambda: vae.decode(np.zeros((2, vae.latent_dim), np.float32), [3, bad]),
+                 lambda: vae.encode(np.zeros((2, 28, 28), np.float32), [3, bad])):
+        with pytest.raises(ValueError, match=f"label {bad} is not a digit 0-9"):
+            call()
+    vae.sample([0, 9], np.random.default_rng(0))  # the ends of the range are digits
