@@ -292,8 +292,8 @@ def main(argv=None) -> int:
         variants.append(("CVAE with one Gaussian per label (the prior before 1.2.0)", 1.0, *shipped, 0))
     for name, temperature, radius, sharpness, *prior in variants:
         vae.truncation_radius, vae.sharpness = radius, sharpness
-        components, every_digit = (prior + [vae.prior_components, False][len(prior):])
-        gen = sample_with_prior(vae, ya, rng, components, temperature, every_digit)
+        components = prior[0] if prior else vae.prior_components  # a variant may name its prior, then every_digit
+        gen = sample_with_prior(vae, ya, rng, components, temperature, every_digit=prior[1:] == [True])
         rows.append((name, float(np.mean(predict(gen) == ya)), frechet(feats(gen), fb)))
     vae.truncation_radius, vae.sharpness = shipped
     z = rng.standard_normal((len(ya), vae.latent_dim)).astype(np.float32)
